@@ -181,3 +181,26 @@ func BenchmarkOpen(b *testing.B) {
 		j.Epoch.Clear()
 	}
 }
+
+// FuzzOpen feeds arbitrary MLSMessage bytes as a Welcome for the vector's
+// key package: decoding or opening may fail, but only with an error.
+func FuzzOpen(f *testing.F) {
+	vs := loadVectors(f)
+	for _, v := range vs {
+		enc, err := codec.Marshal(wire.WrapWelcome(v.welcome))
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(enc)
+	}
+	v := vs[0]
+	f.Fuzz(func(t *testing.T, in []byte) {
+		w, err := wire.UnmarshalMLSWelcome(in)
+		if err != nil {
+			return
+		}
+		if j, err := Open(w, v.kp, v.initKey, nil, v.signerKey); err == nil {
+			j.Epoch.Clear()
+		}
+	})
+}
