@@ -817,3 +817,34 @@ func TestHMACMatchesStdlib(t *testing.T) {
 		}
 	}
 }
+
+// TestParseSigningKeyShortECDSAScalar: an ECDSA scalar written without its
+// leading zero bytes (as in the official P-521 vectors) parses to the same
+// key as the full-width encoding; EdDSA seeds must have their exact size.
+func TestParseSigningKeyShortECDSAScalar(t *testing.T) {
+	for _, id := range All() {
+		s, _ := Lookup(id)
+		k, err := s.GenerateSigningKey(nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		full := append([]byte(nil), k.Bytes().Bytes()...)
+		full[0] = 0 // any key with a leading zero byte
+		short := full[1:]
+		want, err := s.ParseSigningKey(full)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := s.ParseSigningKey(short)
+		switch s.sig {
+		case sigEd25519, sigEd448:
+			if err == nil {
+				t.Errorf("%v: short EdDSA seed accepted", id)
+			}
+		default:
+			if err != nil || string(got.PublicKey()) != string(want.PublicKey()) {
+				t.Errorf("%v: short scalar: %v", id, err)
+			}
+		}
+	}
+}

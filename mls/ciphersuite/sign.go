@@ -74,7 +74,17 @@ func (s *Suite) sigPrivLen() int {
 // 32-byte Ed25519 seed, a 57-byte Ed448 seed, or an ECDSA scalar as a
 // fixed-length big-endian integer in [1, order-1].
 func (s *Suite) ParseSigningKey(priv []byte) (*SigningKey, error) {
-	if n := s.sigPrivLen(); len(priv) != n {
+	n := s.sigPrivLen()
+	if len(priv) < n && s.sig != sigEd25519 && s.sig != sigEd448 && len(priv) > 0 {
+		// An ECDSA scalar is a big-endian integer; some encoders drop its
+		// leading zero bytes (the official P-521 vectors hold a 65-byte
+		// key), so restore the fixed width instead of refusing the key.
+		padded := make([]byte, n)
+		copy(padded[n-len(priv):], priv)
+		defer clear(padded)
+		priv = padded
+	}
+	if len(priv) != n {
 		return nil, fmt.Errorf("%w: signature private key is %d bytes, want %d", ErrInvalidKey, len(priv), n)
 	}
 	k := &SigningKey{alg: s.sig, k: &signingKey{}}
