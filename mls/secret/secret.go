@@ -14,39 +14,53 @@ import (
 )
 
 // Secret is an owned, redacted byte string. The zero value is an empty secret.
+//
+// The bytes sit behind a pointer: fmt cannot call String on an unexported
+// struct field, and prints a nested pointer as an address, so a Secret inside
+// another struct still does not print its bytes. Copies of a Secret share the
+// bytes, and Clear on any copy clears them for all.
 type Secret struct {
-	b []byte
+	p *[]byte
 }
 
 // New wraps b. The Secret takes ownership of b: the caller must not keep it.
-func New(b []byte) Secret { return Secret{b: b} }
+func New(b []byte) Secret { return Secret{p: &b} }
 
 // Copy wraps a copy of b, for when the caller keeps b.
-func Copy(b []byte) Secret { return Secret{b: append([]byte(nil), b...)} }
+func Copy(b []byte) Secret { return New(append([]byte(nil), b...)) }
 
 // Zero returns a secret of n zero bytes (the RFC's "0" vector of length Nh).
-func Zero(n int) Secret { return Secret{b: make([]byte, n)} }
+func Zero(n int) Secret { return New(make([]byte, n)) }
 
 // Bytes returns the secret's bytes without copying. Use it only to feed a
 // cryptographic primitive or an encoder of key material.
-func (s Secret) Bytes() []byte { return s.b }
+func (s Secret) Bytes() []byte {
+	if s.p == nil {
+		return nil
+	}
+	return *s.p
+}
 
 // Len is the secret's length in bytes.
-func (s Secret) Len() int { return len(s.b) }
+func (s Secret) Len() int { return len(s.Bytes()) }
 
 // IsZero reports whether the secret is empty (never set, or cleared).
-func (s Secret) IsZero() bool { return len(s.b) == 0 }
+func (s Secret) IsZero() bool { return s.Len() == 0 }
 
 // Equal compares in constant time.
-func (s Secret) Equal(o Secret) bool { return subtle.ConstantTimeCompare(s.b, o.b) == 1 }
+func (s Secret) Equal(o Secret) bool { return subtle.ConstantTimeCompare(s.Bytes(), o.Bytes()) == 1 }
 
 // EqualBytes compares with raw bytes in constant time.
-func (s Secret) EqualBytes(b []byte) bool { return subtle.ConstantTimeCompare(s.b, b) == 1 }
+func (s Secret) EqualBytes(b []byte) bool { return subtle.ConstantTimeCompare(s.Bytes(), b) == 1 }
 
-// Clear overwrites the bytes with zeros and empties the secret.
+// Clear overwrites the bytes with zeros and empties the secret (and every
+// copy of it).
 func (s *Secret) Clear() {
-	clear(s.b)
-	s.b = nil
+	if s.p == nil {
+		return
+	}
+	clear(*s.p)
+	*s.p = nil
 }
 
 const redacted = "[secret]"
