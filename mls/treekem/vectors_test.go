@@ -1,0 +1,263 @@
+package treekem
+
+import (
+	"encoding/hex"
+	"encoding/json"
+	"os"
+	"testing"
+
+	"github.com/mlsengine/mlsengine/mls/ciphersuite"
+	"github.com/mlsengine/mlsengine/mls/codec"
+	"github.com/mlsengine/mlsengine/mls/ratchettree"
+	"github.com/mlsengine/mlsengine/mls/secret"
+	"github.com/mlsengine/mlsengine/mls/treemath"
+	"github.com/mlsengine/mlsengine/mls/wire"
+)
+
+// The official TreeKEM vectors (testdata/vectors/treekem.json, format in
+// mls-implementations test-vectors.md, section "TreeKEM").
+
+type hexBytes []byte
+
+func (h *hexBytes) UnmarshalJSON(b []byte) error {
+	if string(b) == "null" {
+		*h = nil
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	d, err := hex.DecodeString(s)
+	*h = d
+	return err
+}
+
+type treeKEMVector struct {
+	CipherSuite             uint16   `json:"cipher_suite"`
+	GroupID                 hexBytes `json:"group_id"`
+	Epoch                   uint64   `json:"epoch"`
+	ConfirmedTranscriptHash hexBytes `json:"confirmed_transcript_hash"`
+	RatchetTree             hexBytes `json:"ratchet_tree"`
+	LeavesPrivate           []struct {
+		Index          uint32   `json:"index"`
+		EncryptionPriv hexBytes `json:"encryption_priv"`
+		SignaturePriv  hexBytes `json:"signature_priv"`
+		PathSecrets    []struct {
+			Node       uint32   `json:"node"`
+			PathSecret hexBytes `json:"path_secret"`
+		} `json:"path_secrets"`
+	} `json:"leaves_private"`
+	UpdatePaths []struct {
+		Sender        uint32     `json:"sender"`
+		UpdatePath    hexBytes   `json:"update_path"`
+		PathSecrets   []hexBytes `json:"path_secrets"`
+		CommitSecret  hexBytes   `json:"commit_secret"`
+		TreeHashAfter hexBytes   `json:"tree_hash_after"`
+	} `json:"update_paths"`
+}
+
+const vectorFile = "../../testdata/vectors/treekem.json"
+
+func loadVectors(tb testing.TB) []treeKEMVector {
+	tb.Helper()
+	data, err := os.ReadFile(vectorFile)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	var vs []treeKEMVector
+	if err := json.Unmarshal(data, &vs); err != nil {
+		tb.Fatal(err)
+	}
+	if len(vs) == 0 {
+		tb.Fatal("no TreeKEM vectors")
+	}
+	return vs
+}
+
+// vectorSetup is one vector, decoded: the suite, the tree and the private
+// state of every leaf in leaves_private.
+type vectorSetup struct {
+	v       *treeKEMVector
+	suite   *ciphersuite.Suite
+	tree    *ratchettree.Tree
+	states  map[treemath.LeafIndex]*PrivateState
+	signers map[treemath.LeafIndex]*ciphersuite.SigningKey
+}
+
+func setupVector(tb testing.TB, v *treeKEMVector) *vectorSetup {
+	tb.Helper()
+	suite, err := ciphersuite.Lookup(ciphersuite.ID(v.CipherSuite))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	rt, err := wire.Unmarshal[wire.RatchetTree](v.RatchetTree)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tree, err := ratchettree.FromWire(suite, *rt)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	s := &vectorSetup{v: v, suite: suite, tree: tree, states: map[treemath.LeafIndex]*PrivateState{}, signers: map[treemath.LeafIndex]*ciphersuite.SigningKey{}}
+	for _, lp := range v.LeavesPrivate {
+		leafKey, err := suite.ParseHPKEPrivateKey(lp.EncryptionPriv)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		var secrets []NodePathSecret
+		for _, ps := range lp.PathSecrets {
+			secrets = append(secrets, NodePathSecret{Node: treemath.NodeIndex(ps.Node), PathSecret: secret.Copy(ps.PathSecret)})
+		}
+		st, err := PrivateStateFromPathSecrets(suite, treemath.LeafIndex(lp.Index), leafKey, secrets)
+		if err != nil {
+			tb.Fatalf("leaf %d: %v", lp.Index, err)
+		}
+		// "Verify that the resulting private state leaf_private[i] is
+		// consistent with the ratchet_tree."
+		if err := st.Check(tree); err != nil {
+			tb.Fatalf("leaf %d: %v", lp.Index, err)
+		}
+		s.states[st.Leaf()] = st
+		if s.signers[st.Leaf()], err = suite.ParseSigningKey(lp.SignaturePriv); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	return s
+}
+
+// groupContext is the vector's GroupContext with the given tree hash: the
+// format's note says the tree hash is that of the tree after merging the
+// UpdatePath.
+func (s *vectorSetup) groupContext(th []byte) ([]byte, error) {
+	gc := &wire.GroupContext{
+		Version: wire.ProtocolVersionMLS10, CipherSuite: s.v.CipherSuite, GroupID: s.v.GroupID,
+		Epoch: s.v.Epoch, TreeHash: th, ConfirmedTranscriptHash: s.v.ConfirmedTranscriptHash,
+		Extensions: []wire.Extension{},
+	}
+	return gc.Bytes(), nil
+}
+
+// receivers lists the non-blank leaves other than sender, each of which
+// must have a private state in the vector.
+func (s *vectorSetup) receivers(tb testing.TB, sender treemath.LeafIndex) []treemath.LeafIndex {
+	tb.Helper()
+	var rs []treemath.LeafIndex
+	for l := range treemath.LeafIndex(s.tree.LeafCount()) {
+		if l == sender || s.tree.Leaf(l) == nil {
+			continue
+		}
+		if s.states[l] == nil {
+			tb.Fatalf("no leaves_private entry for non-blank leaf %d", l)
+		}
+		rs = append(rs, l)
+	}
+	return rs
+}
+
+func TestVectors(t *testing.T) {
+	vs := loadVectors(t)
+	perSuite := map[uint16]int{}
+	for i := range vs {
+		v := &vs[i]
+		perSuite[v.CipherSuite]++
+		s := setupVector(t, v)
+		for _, up := range v.UpdatePaths {
+			sender := treemath.LeafIndex(up.Sender)
+			path, err := wire.Unmarshal[wire.UpdatePath](up.UpdatePath)
+			if err != nil {
+				t.Fatalf("case %d sender %d: %v", i, sender, err)
+			}
+			// "Verify that update_path is parent-hash valid relative to
+			// ratchet_tree", and "compute the ratchet tree that results from
+			// merging update_path into ratchet_tree, and verify that its root
+			// tree hash is equal to tree_hash_after".
+			merged := s.tree.Clone()
+			keys := make([][]byte, len(path.Nodes))
+			for k := range path.Nodes {
+				keys[k] = path.Nodes[k].EncryptionKey
+			}
+			ph, err := merged.MergePath(sender, keys)
+			if err != nil {
+				t.Fatalf("case %d sender %d: merge: %v", i, sender, err)
+			}
+			if string(ph) != string(path.LeafNode.ParentHash) {
+				t.Fatalf("case %d sender %d: leaf parent hash differs from the merged path's", i, sender)
+			}
+			ln := path.LeafNode
+			if err := merged.SetLeaf(sender, &ln); err != nil {
+				t.Fatal(err)
+			}
+			if err := merged.VerifyParentHashes(); err != nil {
+				t.Fatalf("case %d sender %d: merged tree not parent-hash valid: %v", i, sender, err)
+			}
+			if string(merged.TreeHash()) != string(up.TreeHashAfter) {
+				t.Fatalf("case %d sender %d: tree hash after merge differs", i, sender)
+			}
+			// "For each leaf node index j != i for which the leaf node is
+			// not blank: process update_path using private_leaf[j]; verify
+			// that path_secrets[j] is the decrypted path secret and that
+			// commit_secret is the resulting commit secret."
+			for _, r := range s.receivers(t, sender) {
+				tr := s.tree.Clone()
+				out, err := ProcessUpdatePath(tr, s.states[r], ProcessParams{Sender: sender, GroupID: v.GroupID, Path: path, GroupContext: s.groupContext})
+				if err != nil {
+					t.Fatalf("case %d sender %d receiver %d: %v", i, sender, r, err)
+				}
+				if int(r) >= len(up.PathSecrets) || !out.PathSecret.EqualBytes(up.PathSecrets[r]) {
+					t.Fatalf("case %d sender %d receiver %d: decrypted path secret differs", i, sender, r)
+				}
+				if !out.CommitSecret.EqualBytes(up.CommitSecret) {
+					t.Fatalf("case %d sender %d receiver %d: commit secret differs", i, sender, r)
+				}
+				if string(tr.TreeHash()) != string(up.TreeHashAfter) {
+					t.Fatalf("case %d sender %d receiver %d: tree hash differs", i, sender, r)
+				}
+				if err := out.State.Check(tr); err != nil {
+					t.Fatalf("case %d sender %d receiver %d: new state: %v", i, sender, r, err)
+				}
+			}
+			// "Create a new UpdatePath new_update_path, using ratchet_tree,
+			// leaves[i].signature_priv, and the GroupContext computed above.
+			// For each leaf j != i: process new_update_path using
+			// private_leaf[j] and verify that the resulting commit secret is
+			// new_commit_secret."
+			st := s.tree.Clone()
+			res, err := CreateUpdatePath(st, CreateParams{Sender: sender, GroupID: v.GroupID, SigningKey: s.signers[sender], GroupContext: s.groupContext})
+			if err != nil {
+				t.Fatalf("case %d sender %d: create: %v", i, sender, err)
+			}
+			if err := st.VerifyParentHashes(); err != nil {
+				t.Fatalf("case %d sender %d: created tree not parent-hash valid: %v", i, sender, err)
+			}
+			if err := res.State.Check(st); err != nil {
+				t.Fatalf("case %d sender %d: committer state: %v", i, sender, err)
+			}
+			enc, err := codec.Marshal(res.Path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			newPath, err := wire.Unmarshal[wire.UpdatePath](enc)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, r := range s.receivers(t, sender) {
+				tr := s.tree.Clone()
+				out, err := ProcessUpdatePath(tr, s.states[r], ProcessParams{Sender: sender, GroupID: v.GroupID, Path: newPath, GroupContext: s.groupContext})
+				if err != nil {
+					t.Fatalf("case %d sender %d receiver %d: new path: %v", i, sender, r, err)
+				}
+				if !out.CommitSecret.Equal(res.CommitSecret) {
+					t.Fatalf("case %d sender %d receiver %d: new commit secret differs", i, sender, r)
+				}
+				if string(tr.TreeHash()) != string(st.TreeHash()) {
+					t.Fatalf("case %d sender %d receiver %d: tree after the new path differs", i, sender, r)
+				}
+			}
+		}
+	}
+	if len(perSuite) != 7 {
+		t.Fatalf("vectors cover %d suites, want 7", len(perSuite))
+	}
+	t.Logf("%d cases over %d suites", len(vs), len(perSuite))
+}
