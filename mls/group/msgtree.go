@@ -1,0 +1,615 @@
+package group
+
+import (
+	"cmp"
+	"fmt"
+	"math"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/mlsengine/mlsengine/mls/ciphersuite"
+	"github.com/mlsengine/mlsengine/mls/secret"
+	"github.com/mlsengine/mlsengine/mls/treemath"
+)
+
+// msgTree is the secret tree of one epoch and the sender ratchets hanging
+// from it (§9, §9.1), kept in a form that can be stored record by record
+// and changed transactionally.
+//
+// Package secrettree computes the same keys, but its Tree can neither be
+// serialized nor rolled back: a key it hands out is gone even if the
+// message then fails to decrypt or verify. A group must leave its state
+// unchanged when it rejects a message, and must persist every live secret
+// under a name that changes when the secret does (storage's write-once key
+// material), so it keeps its own copy-on-write tree:
+//
+//   - prepare derives the key of one (leaf, ratchet, generation) without
+//     changing the tree and returns a msgTake holding the replacement
+//     nodes and ratchet;
+//   - commit installs them, clears the secrets that died (§9.2: a node
+//     once both children are derived, a ratchet secret once the next one
+//     is, a key once handed out, skipped keys beyond the tolerance) and
+//     logs the record changes; abort clears what prepare derived.
+//
+// The tests check it against package secrettree.
+type msgTree struct {
+	suite      *ciphersuite.Suite
+	epoch      uint64
+	n, full    treemath.LeafCount
+	tolerance  uint32
+	maxForward uint32
+	nodes      map[treemath.NodeIndex]*stNode
+	leaves     map[treemath.LeafIndex]*stLeaf
+	log        *changeLog
+}
+
+// stNode is a derived tree node whose secret is still needed because at
+// most one of its children has been derived. Values are never modified
+// once in the tree.
+type stNode struct {
+	s                   secret.Secret
+	leftDone, rightDone bool
+}
+
+// stLeaf holds the two ratchets of a leaf: index ratchetHandshake and
+// ratchetApplication.
+type stLeaf struct{ r [2]*stRatchet }
+
+const (
+	ratchetHandshake   = 0
+	ratchetApplication = 1
+)
+
+// stRatchet is one sender ratchet. Values are never modified once in the
+// tree.
+type stRatchet struct {
+	s    secret.Secret // ratchet_secret of generation next; empty once exhausted
+	next uint64        // 2^32 once exhausted
+	kept []keptKey     // skipped generations below next, ascending
+}
+
+// keptKey is the key and nonce of a skipped generation kept for an
+// out-of-order message.
+type keptKey struct {
+	gen        uint32
+	key, nonce secret.Secret
+}
+
+// keyNonce is a content key and nonce handed out by the tree; the caller
+// owns and clears it.
+type keyNonce struct {
+	gen        uint32
+	key, nonce secret.Secret
+}
+
+func (k *keyNonce) clear() {
+	k.key.Clear()
+	k.nonce.Clear()
+}
+
+func newMsgTree(suite *ciphersuite.Suite, epoch uint64, encryption secret.Secret, leaves treemath.LeafCount, tol, maxFwd uint32, log *changeLog) (*msgTree, error) {
+	full, err := treemath.FullLeafCount(uint32(leaves))
+	if err != nil || leaves == 0 {
+		return nil, fmt.Errorf("group: internal error: secret tree of %d leaves", leaves)
+	}
+	root, err := treemath.Root(full)
+	if err != nil {
+		return nil, fmt.Errorf("group: internal error: %w", err)
+	}
+	t := &msgTree{
+		suite: suite, epoch: epoch, n: leaves, full: full, tolerance: tol, maxForward: maxFwd,
+		nodes:  map[treemath.NodeIndex]*stNode{},
+		leaves: map[treemath.LeafIndex]*stLeaf{},
+		log:    log,
+	}
+	nd := &stNode{s: encryption}
+	t.nodes[root] = nd
+	t.logPut(t.nodeName(root, nd), nd.s.Bytes())
+	return t, nil
+}
+
+// Record names (see records.go): the name of a key-material record changes
+// whenever its secret does.
+func (t *msgTree) prefix() string { return "epoch/" + strconv.FormatUint(t.epoch, 10) + "/" }
+
+func (t *msgTree) nodeName(x treemath.NodeIndex, nd *stNode) string {
+	flags := "-"
+	switch {
+	case nd.leftDone:
+		flags = "l"
+	case nd.rightDone:
+		flags = "r"
+	}
+	return fmt.Sprintf("%stree/%d/%s", t.prefix(), x, flags)
+}
+
+func ratchetLetter(rt int) string {
+	if rt == ratchetHandshake {
+		return "h"
+	}
+	return "a"
+}
+
+func (t *msgTree) ratchetName(l treemath.LeafIndex, rt int, next uint64) string {
+	return fmt.Sprintf("%sratchet/%d/%s/%d", t.prefix(), l, ratchetLetter(rt), next)
+}
+
+func (t *msgTree) keyName(l treemath.LeafIndex, rt int, gen uint32) string {
+	return fmt.Sprintf("%skey/%d/%s/%d", t.prefix(), l, ratchetLetter(rt), gen)
+}
+
+func (t *msgTree) logPut(name string, value []byte) {
+	if t.log != nil {
+		t.log.put(GroupScope, KeyMaterial, name, value)
+	}
+}
+
+func (t *msgTree) logDel(name string) {
+	if t.log != nil {
+		t.log.del(GroupScope, KeyMaterial, name)
+	}
+}
+
+// msgTake is a prepared change of the tree: the key of one generation and
+// the tree as it is once that key has been handed out.
+type msgTake struct {
+	t       *msgTree
+	leaf    treemath.LeafIndex
+	kn      keyNonce
+	nodes   map[treemath.NodeIndex]*stNode // new value; nil deletes
+	newLeaf *stLeaf
+	created []secret.Secret // secrets new in the tree, cleared on abort
+	dead    []secret.Secret // secrets of the tree that die on commit
+	done    bool
+}
+
+// next prepares the next unused generation of leaf's ratchet, for sending.
+func (t *msgTree) next(leaf treemath.LeafIndex, rt int) (*msgTake, error) {
+	return t.prepare(leaf, rt, 0, true)
+}
+
+// key prepares generation gen of leaf's ratchet, for receiving.
+func (t *msgTree) key(leaf treemath.LeafIndex, rt int, gen uint32) (*msgTake, error) {
+	return t.prepare(leaf, rt, gen, false)
+}
+
+func (t *msgTree) prepare(leaf treemath.LeafIndex, rt int, gen uint32, sending bool) (*msgTake, error) {
+	if t == nil || t.suite == nil {
+		return nil, fmt.Errorf("%w: secret tree deleted", ErrWrongEpoch)
+	}
+	if uint32(leaf) >= uint32(t.n) {
+		return nil, fmt.Errorf("%w: leaf %d outside a secret tree of %d leaves", ErrSenderNotMember, leaf, t.n)
+	}
+	tk := &msgTake{t: t, leaf: leaf, nodes: map[treemath.NodeIndex]*stNode{}}
+	old := t.leaves[leaf]
+	if old == nil {
+		lf, err := tk.deriveLeaf()
+		if err != nil {
+			tk.abort()
+			return nil, err
+		}
+		tk.newLeaf = lf
+	} else {
+		cp := *old
+		tk.newLeaf = &cp
+	}
+	r := tk.newLeaf.r[rt]
+	if sending {
+		if r.next > math.MaxUint32 {
+			tk.abort()
+			return nil, fmt.Errorf("%w: ratchet exhausted", ErrInvalidArgument)
+		}
+		gen = uint32(r.next)
+	}
+	nr, err := tk.advance(r, gen)
+	if err != nil {
+		tk.abort()
+		return nil, fmt.Errorf("%w (leaf %d, generation %d)", err, leaf, gen)
+	}
+	tk.newLeaf.r[rt] = nr
+	return tk, nil
+}
+
+// deriveLeaf derives the leaf's secret from its deepest derived ancestor
+// (§9) and the roots of its two ratchets:
+//
+//	tree_node_[left]_secret = ExpandWithLabel(., "tree", "left", KDF.Nh)
+//	handshake_ratchet_secret_[N]_[0] = ExpandWithLabel(., "handshake", "", KDF.Nh)
+//	application_ratchet_secret_[N]_[0] = ExpandWithLabel(., "application", "", KDF.Nh)
+func (tk *msgTake) deriveLeaf() (*stLeaf, error) {
+	t := tk.t
+	x, err := treemath.LeafToNode(tk.leaf, t.full)
+	if err != nil {
+		return nil, fmt.Errorf("group: internal error: %w", err)
+	}
+	chain := []treemath.NodeIndex{x}
+	path, err := treemath.DirectPath(x, t.full)
+	if err != nil {
+		return nil, fmt.Errorf("group: internal error: %w", err)
+	}
+	chain = append(chain, path...)
+	start := -1
+	for i, y := range chain {
+		if _, ok := t.nodes[y]; ok {
+			start = i
+			break
+		}
+	}
+	if start < 0 {
+		return nil, fmt.Errorf("group: internal error: no derived ancestor of leaf %d", tk.leaf)
+	}
+	var leafSecret secret.Secret
+	if start == 0 {
+		nd := t.nodes[x]
+		leafSecret = nd.s
+		tk.nodes[x] = nil
+		tk.dead = append(tk.dead, nd.s)
+	}
+	cur := t.nodes[chain[start]]
+	for i := start; i > 0; i-- {
+		p, child := chain[i], chain[i-1]
+		np := *cur
+		side := "right"
+		if child < p {
+			side = "left"
+			if np.leftDone {
+				return nil, fmt.Errorf("group: internal error: node %d derived twice", child)
+			}
+			np.leftDone = true
+		} else {
+			if np.rightDone {
+				return nil, fmt.Errorf("group: internal error: node %d derived twice", child)
+			}
+			np.rightDone = true
+		}
+		b, err := t.suite.ExpandWithLabel(cur.s.Bytes(), "tree", []byte(side), t.suite.HashLen())
+		if err != nil {
+			return nil, err
+		}
+		cs := secret.New(b)
+		tk.created = append(tk.created, cs)
+		if np.leftDone && np.rightDone {
+			tk.nodes[p] = nil
+			tk.dead = append(tk.dead, cur.s)
+		} else {
+			tk.nodes[p] = &np
+		}
+		if i-1 == 0 {
+			leafSecret = cs
+		} else {
+			cur = &stNode{s: cs}
+			tk.nodes[child] = cur
+		}
+	}
+	nh := t.suite.HashLen()
+	hs, err := t.suite.ExpandWithLabel(leafSecret.Bytes(), "handshake", nil, nh)
+	if err != nil {
+		return nil, err
+	}
+	as, err := t.suite.ExpandWithLabel(leafSecret.Bytes(), "application", nil, nh)
+	if err != nil {
+		clear(hs)
+		return nil, err
+	}
+	lf := &stLeaf{r: [2]*stRatchet{{s: secret.New(hs)}, {s: secret.New(as)}}}
+	tk.created = append(tk.created, lf.r[0].s, lf.r[1].s)
+	// The leaf secret itself is not kept: it dies here (§9.2).
+	tk.dead = append(tk.dead, leafSecret)
+	return lf, nil
+}
+
+// advance computes the ratchet r once generation g has been handed out,
+// and the key of g (§9.1):
+//
+//	ratchet_nonce_[N]_[j] = DeriveTreeSecret(ratchet_secret_[N]_[j], "nonce", j, AEAD.Nn)
+//	ratchet_key_[N]_[j] = DeriveTreeSecret(ratchet_secret_[N]_[j], "key", j, AEAD.Nk)
+//	ratchet_secret_[N]_[j+1] = DeriveTreeSecret(ratchet_secret_[N]_[j], "secret", j, KDF.Nh)
+func (tk *msgTake) advance(r *stRatchet, g uint32) (*stRatchet, error) {
+	t := tk.t
+	if uint64(g) < r.next {
+		i, found := slices.BinarySearchFunc(r.kept, g, func(k keptKey, g uint32) int { return cmp.Compare(k.gen, g) })
+		if !found {
+			return nil, ErrReplay
+		}
+		k := r.kept[i]
+		tk.kn = keyNonce{gen: g, key: secret.Copy(k.key.Bytes()), nonce: secret.Copy(k.nonce.Bytes())}
+		tk.dead = append(tk.dead, k.key, k.nonce)
+		nr := &stRatchet{s: r.s, next: r.next, kept: slices.Delete(slices.Clone(r.kept), i, i+1)}
+		return nr, nil
+	}
+	if uint64(g)-r.next > uint64(t.maxForward) {
+		return nil, fmt.Errorf("%w: %d generations ahead, at most %d allowed", ErrTooFarAhead, uint64(g)-r.next, t.maxForward)
+	}
+	cur := r.s
+	owned := false
+	var skipped []keptKey
+	for j := uint32(r.next); j < g; j++ {
+		if g-j <= t.tolerance {
+			kn, err := deriveKeyNonce(t.suite, cur, j)
+			if err != nil {
+				return nil, err
+			}
+			skipped = append(skipped, keptKey{gen: j, key: kn.key, nonce: kn.nonce})
+			tk.created = append(tk.created, kn.key, kn.nonce)
+		}
+		nx, err := t.suite.DeriveTreeSecret(cur.Bytes(), "secret", j, t.suite.HashLen())
+		if err != nil {
+			return nil, err
+		}
+		if owned {
+			cur.Clear()
+		}
+		cur, owned = secret.New(nx), true
+	}
+	kn, err := deriveKeyNonce(t.suite, cur, g)
+	if err != nil {
+		if owned {
+			cur.Clear()
+		}
+		return nil, err
+	}
+	tk.kn = kn
+	nr := &stRatchet{next: uint64(g) + 1}
+	if g < math.MaxUint32 {
+		nx, err := t.suite.DeriveTreeSecret(cur.Bytes(), "secret", g, t.suite.HashLen())
+		if err != nil {
+			if owned {
+				cur.Clear()
+			}
+			return nil, err
+		}
+		nr.s = secret.New(nx)
+		tk.created = append(tk.created, nr.s)
+	}
+	if owned {
+		cur.Clear()
+	}
+	tk.dead = append(tk.dead, r.s)
+	kept := append(slices.Clone(r.kept), skipped...)
+	drop := 0
+	for drop < len(kept) && uint64(g)-uint64(kept[drop].gen) > uint64(t.tolerance) {
+		tk.dead = append(tk.dead, kept[drop].key, kept[drop].nonce)
+		drop++
+	}
+	nr.kept = kept[drop:]
+	return nr, nil
+}
+
+func deriveKeyNonce(suite *ciphersuite.Suite, s secret.Secret, j uint32) (keyNonce, error) {
+	k, err := suite.DeriveTreeSecret(s.Bytes(), "key", j, suite.KeyLen())
+	if err != nil {
+		return keyNonce{}, err
+	}
+	n, err := suite.DeriveTreeSecret(s.Bytes(), "nonce", j, suite.NonceLen())
+	if err != nil {
+		clear(k)
+		return keyNonce{}, err
+	}
+	return keyNonce{gen: j, key: secret.New(k), nonce: secret.New(n)}, nil
+}
+
+// commit installs the prepared change and deletes what died (§9.2). The
+// key and nonce stay with the caller, who clears them.
+func (tk *msgTake) commit() {
+	if tk == nil || tk.done {
+		return
+	}
+	tk.done = true
+	t := tk.t
+	for x, nd := range tk.nodes {
+		if old, ok := t.nodes[x]; ok {
+			t.logDel(t.nodeName(x, old))
+		}
+		if nd == nil {
+			delete(t.nodes, x)
+			continue
+		}
+		t.nodes[x] = nd
+		t.logPut(t.nodeName(x, nd), nd.s.Bytes())
+	}
+	old := t.leaves[tk.leaf]
+	for rt := range 2 {
+		var or *stRatchet
+		if old != nil {
+			or = old.r[rt]
+		}
+		nr := tk.newLeaf.r[rt]
+		if or == nr {
+			continue
+		}
+		if or != nil && or.next != nr.next {
+			t.logDel(t.ratchetName(tk.leaf, rt, or.next))
+		}
+		if or == nil || or.next != nr.next {
+			t.logPut(t.ratchetName(tk.leaf, rt, nr.next), nr.s.Bytes())
+		}
+		have := map[uint32]bool{}
+		for _, k := range nr.kept {
+			have[k.gen] = true
+		}
+		had := map[uint32]bool{}
+		if or != nil {
+			for _, k := range or.kept {
+				had[k.gen] = true
+				if !have[k.gen] {
+					t.logDel(t.keyName(tk.leaf, rt, k.gen))
+				}
+			}
+		}
+		for _, k := range nr.kept {
+			if !had[k.gen] {
+				t.logPut(t.keyName(tk.leaf, rt, k.gen), append(slices.Clip(k.key.Bytes()), k.nonce.Bytes()...))
+			}
+		}
+	}
+	t.leaves[tk.leaf] = tk.newLeaf
+	for i := range tk.dead {
+		tk.dead[i].Clear()
+	}
+	tk.created, tk.dead = nil, nil
+}
+
+// abort drops the prepared change; the tree is as it was. The key and
+// nonce are cleared too.
+func (tk *msgTake) abort() {
+	if tk == nil || tk.done {
+		return
+	}
+	tk.done = true
+	for i := range tk.created {
+		tk.created[i].Clear()
+	}
+	tk.kn.clear()
+	tk.created, tk.dead = nil, nil
+}
+
+// clear deletes every secret of the tree, as when its epoch is dropped.
+// With log set, the deletion of every record is logged.
+func (t *msgTree) clear() {
+	if t == nil || t.suite == nil {
+		return
+	}
+	for _, r := range t.records() {
+		t.logDel(r.Name)
+		clear(r.Value)
+	}
+	for x, nd := range t.nodes {
+		nd.s.Clear()
+		delete(t.nodes, x)
+	}
+	for l, lf := range t.leaves {
+		for _, r := range lf.r {
+			r.s.Clear()
+			for i := range r.kept {
+				r.kept[i].key.Clear()
+				r.kept[i].nonce.Clear()
+			}
+		}
+		delete(t.leaves, l)
+	}
+	t.suite = nil
+}
+
+// records returns every live secret of the tree as key-material records.
+// The values are copies.
+func (t *msgTree) records() []Record {
+	var out []Record
+	add := func(name string, v ...[]byte) {
+		var b []byte
+		for _, p := range v {
+			b = append(b, p...)
+		}
+		out = append(out, Record{Scope: GroupScope, Class: KeyMaterial, Name: name, Value: b})
+	}
+	for x, nd := range t.nodes {
+		add(t.nodeName(x, nd), nd.s.Bytes())
+	}
+	for l, lf := range t.leaves {
+		for rt, r := range lf.r {
+			add(t.ratchetName(l, rt, r.next), r.s.Bytes())
+			for _, k := range r.kept {
+				add(t.keyName(l, rt, k.gen), k.key.Bytes(), k.nonce.Bytes())
+			}
+		}
+	}
+	slices.SortFunc(out, func(a, b Record) int { return strings.Compare(a.Name, b.Name) })
+	return out
+}
+
+// restoreMsgTree rebuilds a tree from the records records returned (names
+// relative to the epoch prefix are parsed; others are ignored).
+func restoreMsgTree(suite *ciphersuite.Suite, epoch uint64, leaves treemath.LeafCount, tol, maxFwd uint32, recs []Record, log *changeLog) (*msgTree, error) {
+	full, err := treemath.FullLeafCount(uint32(leaves))
+	if err != nil || leaves == 0 {
+		return nil, fmt.Errorf("%w: secret tree of %d leaves", ErrCorruptState, leaves)
+	}
+	t := &msgTree{
+		suite: suite, epoch: epoch, n: leaves, full: full, tolerance: tol, maxForward: maxFwd,
+		nodes: map[treemath.NodeIndex]*stNode{}, leaves: map[treemath.LeafIndex]*stLeaf{}, log: log,
+	}
+	bad := func(name string) error { return fmt.Errorf("%w: record %q", ErrCorruptState, name) }
+	nh, nk, nn := suite.HashLen(), suite.KeyLen(), suite.NonceLen()
+	leaf := func(l uint64) *stLeaf {
+		lf := t.leaves[treemath.LeafIndex(l)]
+		if lf == nil {
+			lf = &stLeaf{r: [2]*stRatchet{{}, {}}}
+			t.leaves[treemath.LeafIndex(l)] = lf
+		}
+		return lf
+	}
+	seen := map[[2]uint64]bool{}
+	for _, r := range recs {
+		rest, ok := strings.CutPrefix(r.Name, t.prefix())
+		if !ok {
+			continue
+		}
+		parts := strings.Split(rest, "/")
+		if rest == "secrets" || rest == "sender-data" {
+			continue
+		}
+		switch {
+		case parts[0] == "tree" && len(parts) == 3:
+			x, err := strconv.ParseUint(parts[1], 10, 32)
+			if err != nil || len(r.Value) != nh {
+				return nil, bad(r.Name)
+			}
+			nd := &stNode{s: secret.Copy(r.Value)}
+			switch parts[2] {
+			case "-":
+			case "l":
+				nd.leftDone = true
+			case "r":
+				nd.rightDone = true
+			default:
+				return nil, bad(r.Name)
+			}
+			t.nodes[treemath.NodeIndex(x)] = nd
+		case (parts[0] == "ratchet" || parts[0] == "key") && len(parts) == 4:
+			l, err1 := strconv.ParseUint(parts[1], 10, 32)
+			g, err2 := strconv.ParseUint(parts[3], 10, 33)
+			rt := ratchetHandshake
+			switch parts[2] {
+			case "h":
+			case "a":
+				rt = ratchetApplication
+			default:
+				return nil, bad(r.Name)
+			}
+			if err1 != nil || err2 != nil || l >= uint64(leaves) || g > 1<<32 {
+				return nil, bad(r.Name)
+			}
+			rr := leaf(l).r[rt]
+			if parts[0] == "ratchet" {
+				if seen[[2]uint64{l, uint64(rt)}] || (g < 1<<32 && len(r.Value) != nh) {
+					return nil, bad(r.Name)
+				}
+				seen[[2]uint64{l, uint64(rt)}] = true
+				rr.s, rr.next = secret.Copy(r.Value), g
+				continue
+			}
+			if len(r.Value) != nk+nn || g >= 1<<32 {
+				return nil, bad(r.Name)
+			}
+			rr.kept = append(rr.kept, keptKey{gen: uint32(g), key: secret.Copy(r.Value[:nk]), nonce: secret.Copy(r.Value[nk:])})
+		default:
+			return nil, bad(r.Name)
+		}
+	}
+	for l, lf := range t.leaves {
+		for rt, r := range lf.r {
+			if !seen[[2]uint64{uint64(l), uint64(rt)}] {
+				t.clear()
+				return nil, fmt.Errorf("%w: leaf %d has kept keys but no ratchet", ErrCorruptState, l)
+			}
+			slices.SortFunc(r.kept, func(a, b keptKey) int { return cmp.Compare(a.gen, b.gen) })
+			for _, k := range r.kept {
+				if uint64(k.gen) >= r.next {
+					t.clear()
+					return nil, fmt.Errorf("%w: kept key ahead of its ratchet", ErrCorruptState)
+				}
+			}
+		}
+	}
+	return t, nil
+}

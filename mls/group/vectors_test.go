@@ -1,0 +1,216 @@
+package group_test
+
+import (
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/mlsengine/mlsengine/mls/ciphersuite"
+	"github.com/mlsengine/mlsengine/mls/group"
+	"github.com/mlsengine/mlsengine/mls/secret"
+	"github.com/mlsengine/mlsengine/mls/wire"
+)
+
+type hexBytes []byte
+
+func (h *hexBytes) UnmarshalJSON(b []byte) error {
+	if string(b) == "null" {
+		*h = nil
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	d, err := hex.DecodeString(s)
+	*h = d
+	return err
+}
+
+type passiveCase struct {
+	CipherSuite  uint16 `json:"cipher_suite"`
+	ExternalPSKs []struct {
+		PSKID hexBytes `json:"psk_id"`
+		PSK   hexBytes `json:"psk"`
+	} `json:"external_psks"`
+	KeyPackage                hexBytes `json:"key_package"`
+	SignaturePriv             hexBytes `json:"signature_priv"`
+	EncryptionPriv            hexBytes `json:"encryption_priv"`
+	InitPriv                  hexBytes `json:"init_priv"`
+	Welcome                   hexBytes `json:"welcome"`
+	RatchetTree               hexBytes `json:"ratchet_tree"`
+	InitialEpochAuthenticator hexBytes `json:"initial_epoch_authenticator"`
+	Epochs                    []struct {
+		Proposals          []hexBytes `json:"proposals"`
+		Commit             hexBytes   `json:"commit"`
+		EpochAuthenticator hexBytes   `json:"epoch_authenticator"`
+	} `json:"epochs"`
+}
+
+// runPassive follows one passive-client case; restore, if set, round-trips
+// the group through its records before every message.
+func runPassive(tc *passiveCase, restore bool) error {
+	suite, err := ciphersuite.Lookup(ciphersuite.ID(tc.CipherSuite))
+	if err != nil {
+		return err
+	}
+	kp, err := wire.UnmarshalMLSKeyPackage(tc.KeyPackage)
+	if err != nil {
+		return err
+	}
+	ik, err := parseVectorKey(suite, tc.InitPriv)
+	if err != nil {
+		return err
+	}
+	ek, err := parseVectorKey(suite, tc.EncryptionPriv)
+	if err != nil {
+		return err
+	}
+	sk, err := suite.ParseSigningKey(tc.SignaturePriv)
+	if err != nil {
+		return err
+	}
+	b, err := group.NewKeyPackageBundle(kp, ik, ek, sk)
+	if err != nil {
+		return err
+	}
+	w, err := wire.UnmarshalMLSWelcome(tc.Welcome)
+	if err != nil {
+		return err
+	}
+	psks := map[string]secret.Secret{}
+	for _, p := range tc.ExternalPSKs {
+		psks[string(p.PSKID)] = secret.Copy(p.PSK)
+	}
+	cfg := &group.Config{Now: func() time.Time { return time.Time{} }, PSKs: group.ExternalPSKs(psks), NumberOfResumptionPSKs: 1000}
+	g, err := group.Join(cfg, w, b, &group.JoinOptions{RatchetTree: tc.RatchetTree})
+	if err != nil {
+		return fmt.Errorf("join: %w", err)
+	}
+	check := func(what string, want []byte) error {
+		ea := g.EpochAuthenticator()
+		if string(ea.Bytes()) != string(want) {
+			return fmt.Errorf("%s: epoch authenticator mismatch", what)
+		}
+		return nil
+	}
+	if err := check("initial", tc.InitialEpochAuthenticator); err != nil {
+		return err
+	}
+	reload := func() error {
+		if !restore {
+			return nil
+		}
+		g.TakeChanges()
+		g2, err := group.Restore(cfg, sk, g.Records())
+		if err != nil {
+			return fmt.Errorf("restore: %w", err)
+		}
+		g = g2
+		return nil
+	}
+	for i, ep := range tc.Epochs {
+		for j, p := range ep.Proposals {
+			if err := reload(); err != nil {
+				return err
+			}
+			if _, err := g.ProcessBytes(p); err != nil {
+				return fmt.Errorf("epoch %d proposal %d: %w", i, j, err)
+			}
+		}
+		if err := reload(); err != nil {
+			return err
+		}
+		rm, err := g.ProcessBytes(ep.Commit)
+		if err != nil {
+			return fmt.Errorf("epoch %d commit: %w", i, err)
+		}
+		if rm.Commit == nil {
+			return fmt.Errorf("epoch %d: not a commit", i)
+		}
+		if err := g.MergeStagedCommit(rm.Commit); err != nil {
+			return err
+		}
+		if err := check(fmt.Sprintf("epoch %d", i), ep.EpochAuthenticator); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func TestPassiveClientVectors(t *testing.T) {
+	files, _ := filepath.Glob("../../testdata/vectors/passive-client-*.json")
+	if len(files) == 0 {
+		t.Fatal("no passive-client vectors")
+	}
+	for _, f := range files {
+		t.Run(filepath.Base(f), func(t *testing.T) {
+			data, err := os.ReadFile(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var cases []passiveCase
+			if err := json.Unmarshal(data, &cases); err != nil {
+				t.Fatal(err)
+			}
+			passed := 0
+			for i := range cases {
+				for _, restore := range []bool{false, true} {
+					if err := runPassive(&cases[i], restore); err != nil {
+						t.Errorf("case %d (suite %d, restore %v): %v", i, cases[i].CipherSuite, restore, err)
+					} else if !restore {
+						passed++
+					}
+				}
+			}
+			t.Logf("%d passed, %d failed", passed, len(cases)-passed)
+		})
+	}
+}
+
+// parseVectorKey left-pads NIST-curve HPKE private keys that the vectors
+// write without leading zero bytes (65-byte P-521 scalars), which
+// ciphersuite.ParseHPKEPrivateKey rejects (see TestCiphersuiteShortP521Key).
+func parseVectorKey(suite *ciphersuite.Suite, b []byte) (*ciphersuite.HPKEPrivateKey, error) {
+	k, err := suite.ParseHPKEPrivateKey(b)
+	if err == nil || suite.ID() != ciphersuite.MLS_256_DHKEMP521_AES256GCM_SHA512_P521 || len(b) >= 66 {
+		return k, err
+	}
+	return suite.ParseHPKEPrivateKey(append(make([]byte, 66-len(b)), b...))
+}
+
+// TestCiphersuiteShortP521Key documents a limitation of package
+// ciphersuite found by the passive-client vectors: they write some P-521
+// HPKE private keys as 65-byte scalars (leading zero byte dropped), which
+// ParseHPKEPrivateKey rejects (it wants Nsk = 66 bytes), while
+// ParseSigningKey accepts the same shortened form for ECDSA keys. The
+// verifiers left-pad such keys (parseVectorKey). Run with
+// MLS_BLOCK_BUGS=1 to see it fail until ciphersuite accepts them.
+func TestCiphersuiteShortP521Key(t *testing.T) {
+	if os.Getenv("MLS_BLOCK_BUGS") == "" {
+		t.Skip("known limitation of package ciphersuite; set MLS_BLOCK_BUGS=1 to check")
+	}
+	data, err := os.ReadFile("../../testdata/vectors/passive-client-welcome.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cases []passiveCase
+	if err := json.Unmarshal(data, &cases); err != nil {
+		t.Fatal(err)
+	}
+	for i, c := range cases {
+		if c.CipherSuite != 5 {
+			continue
+		}
+		suite, _ := ciphersuite.Lookup(5)
+		for name, k := range map[string][]byte{"init_priv": c.InitPriv, "encryption_priv": c.EncryptionPriv} {
+			if _, err := suite.ParseHPKEPrivateKey(k); err != nil {
+				t.Errorf("case %d %s (%d bytes): %v", i, name, len(k), err)
+			}
+		}
+	}
+}
