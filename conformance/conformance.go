@@ -70,10 +70,10 @@ func specs() []kindSpec {
 		{kind: "psk_secret", fields: []string{"psks", "psk_secret"}, verify: verifyPSKSecret},
 		{kind: "message-protection", fields: []string{"proposal_pub", "commit_priv", "application_priv"}, verify: verifyMessageProtection},
 		{kind: "welcome", fields: []string{"init_priv", "signer_pub", "key_package", "welcome"}, verify: verifyWelcome},
-		{kind: "tree-operations", fields: []string{"tree_before", "proposal", "tree_after"}, notYet: "tree operations are not implemented yet (ratchet tree issue)"},
-		{kind: "tree-validation", fields: []string{"tree", "resolutions", "tree_hashes"}, notYet: "tree validation is not implemented yet (ratchet tree issue)"},
-		{kind: "treekem", fields: []string{"ratchet_tree", "leaves_private", "update_paths"}, notYet: "TreeKEM is not implemented yet (ratchet tree issue)"},
-		{kind: "passive-client", fields: []string{"initial_epoch_authenticator", "epochs"}, notYet: "passive clients are not implemented yet (groups issue)"},
+		{kind: "tree-operations", fields: []string{"tree_before", "proposal", "tree_after"}, verify: verifyTreeOperations},
+		{kind: "tree-validation", fields: []string{"tree", "resolutions", "tree_hashes"}, verify: verifyTreeValidation},
+		{kind: "treekem", fields: []string{"ratchet_tree", "leaves_private", "update_paths"}, verify: verifyTreeKEM},
+		{kind: "passive-client", fields: []string{"initial_epoch_authenticator", "epochs"}, verify: verifyPassiveClient},
 	}
 }
 
