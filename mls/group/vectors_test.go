@@ -183,17 +183,10 @@ func parseVectorKey(suite *ciphersuite.Suite, b []byte) (*ciphersuite.HPKEPrivat
 	return suite.ParseHPKEPrivateKey(append(make([]byte, 66-len(b)), b...))
 }
 
-// TestCiphersuiteShortP521Key documents a limitation of package
-// ciphersuite found by the passive-client vectors: they write some P-521
+// TestCiphersuiteShortP521Key: the passive-client vectors write some P-521
 // HPKE private keys as 65-byte scalars (leading zero byte dropped), which
-// ParseHPKEPrivateKey rejects (it wants Nsk = 66 bytes), while
-// ParseSigningKey accepts the same shortened form for ECDSA keys. The
-// verifiers left-pad such keys (parseVectorKey). Run with
-// MLS_BLOCK_BUGS=1 to see it fail until ciphersuite accepts them.
+// ParseHPKEPrivateKey must accept as ParseSigningKey does for ECDSA keys.
 func TestCiphersuiteShortP521Key(t *testing.T) {
-	if os.Getenv("MLS_BLOCK_BUGS") == "" {
-		t.Skip("known limitation of package ciphersuite; set MLS_BLOCK_BUGS=1 to check")
-	}
 	data, err := os.ReadFile("../../testdata/vectors/passive-client-welcome.json")
 	if err != nil {
 		t.Fatal(err)
