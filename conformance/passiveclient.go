@@ -53,11 +53,11 @@ func verifyPassiveClient(raw json.RawMessage) error {
 	if kp.CipherSuite != tc.CipherSuite {
 		return fmt.Errorf("%w: key_package cipher suite", ErrMismatch)
 	}
-	initKey, err := parseVectorHPKEKey(suite, tc.InitPriv)
+	initKey, err := suite.ParseHPKEPrivateKey(tc.InitPriv)
 	if err != nil {
 		return fmt.Errorf("init_priv: %w", err)
 	}
-	encKey, err := parseVectorHPKEKey(suite, tc.EncryptionPriv)
+	encKey, err := suite.ParseHPKEPrivateKey(tc.EncryptionPriv)
 	if err != nil {
 		return fmt.Errorf("encryption_priv: %w", err)
 	}
@@ -133,27 +133,4 @@ func expectAuthenticator(field string, g *group.Group, want []byte) error {
 		return errors.New(field + ": the client is no longer a member")
 	}
 	return expectEqual(field, ea.Bytes(), want)
-}
-
-// parseVectorHPKEKey parses an HPKE private key of a vector. Some
-// generators write NIST-curve scalars without their leading zero bytes
-// (65-byte P-521 keys), which ciphersuite.ParseHPKEPrivateKey rejects as
-// RFC 9180 §7.1.2 demands Nsk bytes: such a key is left-padded to Nsk.
-func parseVectorHPKEKey(suite *ciphersuite.Suite, b []byte) (*ciphersuite.HPKEPrivateKey, error) {
-	k, err := suite.ParseHPKEPrivateKey(b)
-	if err == nil {
-		return k, nil
-	}
-	nsk := map[ciphersuite.ID]int{
-		ciphersuite.MLS_128_DHKEMP256_AES128GCM_SHA256_P256: 32,
-		ciphersuite.MLS_256_DHKEMP384_AES256GCM_SHA384_P384: 48,
-		ciphersuite.MLS_256_DHKEMP521_AES256GCM_SHA512_P521: 66,
-	}[suite.ID()]
-	if len(b) >= nsk {
-		return nil, err
-	}
-	padded := make([]byte, nsk)
-	copy(padded[nsk-len(b):], b)
-	defer clear(padded)
-	return suite.ParseHPKEPrivateKey(padded)
 }

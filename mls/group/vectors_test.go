@@ -62,11 +62,11 @@ func runPassive(tc *passiveCase, restore bool) error {
 	if err != nil {
 		return err
 	}
-	ik, err := parseVectorKey(suite, tc.InitPriv)
+	ik, err := suite.ParseHPKEPrivateKey(tc.InitPriv)
 	if err != nil {
 		return err
 	}
-	ek, err := parseVectorKey(suite, tc.EncryptionPriv)
+	ek, err := suite.ParseHPKEPrivateKey(tc.EncryptionPriv)
 	if err != nil {
 		return err
 	}
@@ -170,17 +170,6 @@ func TestPassiveClientVectors(t *testing.T) {
 			t.Logf("%d passed, %d failed", passed, len(cases)-passed)
 		})
 	}
-}
-
-// parseVectorKey left-pads NIST-curve HPKE private keys that the vectors
-// write without leading zero bytes (65-byte P-521 scalars), which
-// ciphersuite.ParseHPKEPrivateKey rejects (see TestCiphersuiteShortP521Key).
-func parseVectorKey(suite *ciphersuite.Suite, b []byte) (*ciphersuite.HPKEPrivateKey, error) {
-	k, err := suite.ParseHPKEPrivateKey(b)
-	if err == nil || suite.ID() != ciphersuite.MLS_256_DHKEMP521_AES256GCM_SHA512_P521 || len(b) >= 66 {
-		return k, err
-	}
-	return suite.ParseHPKEPrivateKey(append(make([]byte, 66-len(b)), b...))
 }
 
 // TestCiphersuiteShortP521Key: the passive-client vectors write some P-521
