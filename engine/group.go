@@ -1,0 +1,366 @@
+package engine
+
+import (
+	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+
+	"github.com/mlsengine/mlsengine/mls/ciphersuite"
+	"github.com/mlsengine/mlsengine/mls/group"
+	"github.com/mlsengine/mlsengine/mls/wire"
+	"github.com/mlsengine/mlsengine/storage"
+)
+
+// Group is a handle on one member's state of one MLS group, persisted in a
+// storage.Backend. Its methods are safe for concurrent use and serialized.
+type Group struct {
+	mu      sync.Mutex
+	store   storage.Backend
+	cfg     Config
+	signer  *ciphersuite.SigningKey
+	meta    meta
+	id      []byte
+	version uint64
+	log     *slog.Logger
+
+	g   *group.Group // nil once the handle is broken or deleted
+	err error        // why g is nil
+}
+
+// NewGroup creates a group with the caller as its only member (RFC 9420
+// §11) in cfg.Suite, and stores it before returning. cfg.GroupID, if set,
+// must not name a stored group (ErrGroupExists).
+func NewGroup(ctx context.Context, store storage.Backend, signer *ciphersuite.SigningKey, cfg *Config, cred wire.Credential) (*Group, error) {
+	c := orDefault(cfg)
+	if signer == nil {
+		return nil, fmt.Errorf("%w: nil signer", group.ErrInvalidArgument)
+	}
+	g, err := group.Create(&c.Config, c.suite(), c.identity(signer, cred), c.GroupID, c.Extensions)
+	if err != nil {
+		return nil, err
+	}
+	h := newHandle(store, &c, signer, g)
+	if err := h.create(ctx, nil); err != nil {
+		return nil, err
+	}
+	h.log.Info("group created", "group", h.logID(), "suite", uint16(c.suite()))
+	return h, nil
+}
+
+// LoadGroup loads a stored group. Its three outcomes are distinct: the
+// group, an error matching ErrGroupNotFound, or another error (a storage
+// failure, or stored state that does not decode: ErrCorruptRecord,
+// group.ErrCorruptState). cfg supplies the settings that are not stored
+// with the group (Rand, Now, PSKs, ValidateCredential, Logger); it may be
+// nil.
+func LoadGroup(ctx context.Context, store storage.Backend, groupID []byte, cfg ...*Config) (*Group, error) {
+	var c Config
+	if len(cfg) > 0 && cfg[0] != nil {
+		c = *cfg[0]
+	}
+	recs, err := store.Load(ctx, groupID)
+	if errors.Is(err, storage.ErrGroupNotFound) {
+		return nil, fmt.Errorf("engine: group %x: %w", groupID, err)
+	}
+	if err != nil {
+		return nil, storageErr("loading group", err)
+	}
+	defer recs.ClearKeyMaterial()
+	mb, ok := recs.Find(storage.Public, metaName)
+	if !ok {
+		return nil, fmt.Errorf("%w: group %x has no %q record", ErrCorruptRecord, groupID, metaName)
+	}
+	m, err := decodeMeta(mb)
+	if err != nil {
+		return nil, err
+	}
+	signer, err := loadSigner(ctx, store, m.Signer)
+	if err != nil {
+		return nil, err
+	}
+	g, err := group.Restore(&c.Config, signer, fromStorage(recs.Records))
+	if err != nil {
+		return nil, err
+	}
+	h := newHandle(store, &c, signer, g)
+	h.version = recs.Version
+	return h, nil
+}
+
+// DeleteGroup deletes a stored group and all its key material, whatever
+// handles of it exist (they fail with ErrConflict on their next write).
+func DeleteGroup(ctx context.Context, store storage.Backend, groupID []byte) error {
+	recs, err := store.Load(ctx, groupID)
+	if errors.Is(err, storage.ErrGroupNotFound) {
+		return fmt.Errorf("engine: group %x: %w", groupID, err)
+	}
+	if err != nil {
+		return storageErr("loading group", err)
+	}
+	recs.ClearKeyMaterial()
+	if _, err := store.Apply(ctx, &storage.Unit{Scope: storage.GroupScope(groupID), Version: recs.Version, DeleteGroup: true}); err != nil {
+		return storageErr("deleting group", err)
+	}
+	return nil
+}
+
+func newHandle(store storage.Backend, c *Config, signer *ciphersuite.SigningKey, g *group.Group) *Group {
+	id := g.GroupID()
+	h := &Group{
+		store:  store,
+		cfg:    *c,
+		signer: signer,
+		meta:   meta{V: recordVersion, Suite: uint16(g.Suite().ID()), Signer: signerRef(signer.PublicKey())},
+		id:     id,
+		log:    c.logger(),
+		g:      g,
+	}
+	return h
+}
+
+func (h *Group) logID() string {
+	if len(h.id) > 16 {
+		return hex.EncodeToString(h.id[:16]) + "..."
+	}
+	return hex.EncodeToString(h.id)
+}
+
+// create stores a group that was just made in memory (created, joined),
+// with the client records of extra (a used key package's deletion) in the
+// same unit.
+func (h *Group) create(ctx context.Context, extraDeletes []storage.Key) error {
+	if err := storeSigner(ctx, h.store, ciphersuite.ID(h.meta.Suite), h.signer); err != nil {
+		return err
+	}
+	ch := h.g.TakeChanges()
+	defer ch.Clear()
+	u := &storage.Unit{
+		Scope:   storage.GroupScope(h.id),
+		Puts:    append(toStorage(h.id, ch.Puts), h.meta.record(h.id)),
+		Deletes: append(toStorageKeys(h.id, ch.Deletes), extraDeletes...),
+	}
+	v, err := h.store.Apply(ctx, u)
+	if errors.Is(err, storage.ErrConflict) {
+		return fmt.Errorf("engine: group %x: %w", h.id, ErrGroupExists)
+	}
+	if err != nil {
+		return storageErr("storing new group", err)
+	}
+	h.version = v
+	return nil
+}
+
+// do runs one operation on the group and persists what it changed before
+// returning, so that no result leaves the handle before its state is
+// stored.
+func (h *Group) do(ctx context.Context, op string, f func(g *group.Group) error) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.g == nil {
+		return h.err
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if err := f(h.g); err != nil {
+		// Package group leaves the state unchanged on failure; if changes
+		// were logged anyway, the stored state is the truth.
+		if ch := h.g.TakeChanges(); !ch.Empty() {
+			ch.Clear()
+			h.reloadLocked(ctx)
+		}
+		return err
+	}
+	return h.persistLocked(ctx, op)
+}
+
+// read runs f on the group without changing it.
+func (h *Group) read(f func(g *group.Group)) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.g != nil {
+		f(h.g)
+	}
+}
+
+// persistLocked hands the operation's changes to the backend as one unit.
+// If the backend refuses or fails, the in-memory state is ahead of the
+// stored one: reload it, so that the handle never acts on state that was
+// not stored.
+func (h *Group) persistLocked(ctx context.Context, op string) error {
+	ch := h.g.TakeChanges()
+	defer ch.Clear()
+	if ch.Empty() {
+		return nil
+	}
+	u := &storage.Unit{
+		Scope:   storage.GroupScope(h.id),
+		Version: h.version,
+		Puts:    toStorage(h.id, ch.Puts),
+		Deletes: toStorageKeys(h.id, ch.Deletes),
+	}
+	v, err := h.store.Apply(ctx, u)
+	if err != nil {
+		err = storageErr(op, err)
+		h.log.Warn("storing group state failed; reloading", "group", h.logID(), "op", op, "err", err)
+		h.reloadLocked(context.WithoutCancel(ctx))
+		return err
+	}
+	h.version = v
+	h.log.Debug("group state stored", "group", h.logID(), "op", op, "epoch", h.g.Epoch(),
+		"version", v, "puts", len(u.Puts), "deletes", len(u.Deletes))
+	return nil
+}
+
+// reloadLocked replaces the in-memory state by the stored one, or breaks
+// the handle if that fails.
+func (h *Group) reloadLocked(ctx context.Context) {
+	recs, err := h.store.Load(ctx, h.id)
+	if err != nil {
+		h.g, h.err = nil, fmt.Errorf("%w: reload: %w", ErrHandleBroken, err)
+		return
+	}
+	defer recs.ClearKeyMaterial()
+	g, err := group.Restore(&h.cfg.Config, h.signer, fromStorage(recs.Records))
+	if err != nil {
+		h.g, h.err = nil, fmt.Errorf("%w: reload: %w", ErrHandleBroken, err)
+		return
+	}
+	h.g, h.version = g, recs.Version
+}
+
+// Reload replaces the handle's state by the stored one, for instance after
+// ErrConflict or to pick up changes made through another handle.
+func (h *Group) Reload(ctx context.Context) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.g == nil && errors.Is(h.err, errDeleted) {
+		return h.err
+	}
+	h.reloadLocked(ctx)
+	if h.g == nil {
+		return h.err
+	}
+	h.err = nil
+	return nil
+}
+
+var errDeleted = fmt.Errorf("%w: group deleted", ErrHandleBroken)
+
+// Store writes the handle's whole state, replacing the stored one (fenced
+// by the version, like every write): records that differ are rewritten,
+// missing ones added, stored ones the state no longer has deleted. Every
+// operation already stores its changes; Store is for repairing a store
+// whose records were lost or tampered with.
+func (h *Group) Store(ctx context.Context) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.g == nil {
+		return h.err
+	}
+	recs, err := h.store.Load(ctx, h.id)
+	if err != nil && !errors.Is(err, storage.ErrGroupNotFound) {
+		return storageErr("loading group", err)
+	}
+	var stored []storage.Record
+	var version uint64
+	if recs != nil {
+		defer recs.ClearKeyMaterial()
+		stored, version = recs.Records, recs.Version
+	}
+	if version != h.version {
+		return fmt.Errorf("engine: store: stored version %d, handle at %d: %w", version, h.version, ErrConflict)
+	}
+	want := append(toStorage(h.id, h.g.Records()), h.meta.record(h.id))
+	defer clearRecords(want)
+	u := diffUnit(h.id, version, stored, want)
+	if len(u.Puts)+len(u.Deletes) == 0 {
+		return nil
+	}
+	v, err := h.store.Apply(ctx, u)
+	if err != nil {
+		return storageErr("store", err)
+	}
+	h.version = v
+	return nil
+}
+
+// diffUnit builds the unit that turns stored into want. Key material is
+// write-once: a stored secret with the same name but another value is
+// deleted in this unit and written in the next Store.
+func diffUnit(id []byte, version uint64, stored, want []storage.Record) *storage.Unit {
+	have := make(map[storage.Key][]byte, len(stored))
+	for _, r := range stored {
+		have[r.Key] = r.Value
+	}
+	u := &storage.Unit{Scope: storage.GroupScope(id), Version: version}
+	seen := make(map[storage.Key]bool, len(want))
+	for _, r := range want {
+		seen[r.Key] = true
+		old, ok := have[r.Key]
+		switch {
+		case !ok:
+			u.Puts = append(u.Puts, r)
+		case string(old) == string(r.Value):
+		case r.Key.Class == storage.Public:
+			u.Puts = append(u.Puts, r)
+		default:
+			u.Deletes = append(u.Deletes, r.Key)
+		}
+	}
+	for _, r := range stored {
+		if !seen[r.Key] {
+			u.Deletes = append(u.Deletes, r.Key)
+		}
+	}
+	return u
+}
+
+// Delete deletes the group from storage with all its key material,
+// irrevocably, and makes the handle unusable.
+func (h *Group) Delete(ctx context.Context) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.g == nil {
+		return h.err
+	}
+	if _, err := h.store.Apply(ctx, &storage.Unit{Scope: storage.GroupScope(h.id), Version: h.version, DeleteGroup: true}); err != nil {
+		return storageErr("deleting group", err)
+	}
+	h.g, h.err = nil, errDeleted
+	h.log.Info("group deleted", "group", h.logID())
+	return nil
+}
+
+// CopyTo stores the group's whole state, and the signature key, in another
+// backend, as a new group there; for moving a group between backends. The
+// handle keeps using its own backend.
+func (h *Group) CopyTo(ctx context.Context, dst storage.Backend) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.g == nil {
+		return h.err
+	}
+	if err := storeSigner(ctx, dst, ciphersuite.ID(h.meta.Suite), h.signer); err != nil {
+		return err
+	}
+	puts := append(toStorage(h.id, h.g.Records()), h.meta.record(h.id))
+	defer clearRecords(puts)
+	if _, err := dst.Apply(ctx, &storage.Unit{Scope: storage.GroupScope(h.id), Puts: puts}); err != nil {
+		if errors.Is(err, storage.ErrConflict) {
+			return fmt.Errorf("engine: group %x: %w", h.id, ErrGroupExists)
+		}
+		return storageErr("copying group", err)
+	}
+	return nil
+}
+
+// Version returns the stored version the handle is at.
+func (h *Group) Version() uint64 {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.version
+}

@@ -1,0 +1,151 @@
+package engine_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"math/rand/v2"
+	"testing"
+	"time"
+
+	"github.com/mlsengine/mlsengine/engine"
+	"github.com/mlsengine/mlsengine/mls/ciphersuite"
+	"github.com/mlsengine/mlsengine/mls/group"
+	"github.com/mlsengine/mlsengine/mls/wire"
+	"github.com/mlsengine/mlsengine/storage"
+	"github.com/mlsengine/mlsengine/storage/memory"
+)
+
+// seededRand is a deterministic io.Reader for tests.
+type seededRand struct{ r *rand.ChaCha8 }
+
+func newRand(seed uint64) *seededRand {
+	var s [32]byte
+	s[0], s[1], s[2], s[3] = byte(seed), byte(seed>>8), byte(seed>>16), byte(seed>>24)
+	return &seededRand{r: rand.NewChaCha8(s)}
+}
+
+func (s *seededRand) Read(p []byte) (int, error) { return s.r.Read(p) }
+
+var testNow = time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC)
+
+// member is one test client with its own backend, as a real deployment
+// would have.
+type member struct {
+	name   string
+	store  *memory.Backend
+	signer *ciphersuite.SigningKey
+	cred   wire.Credential
+	cfg    *engine.Config
+	g      *engine.Group
+}
+
+func newMember(t testing.TB, name string, seed uint64) *member {
+	t.Helper()
+	rnd := newRand(seed)
+	s, err := ciphersuite.Lookup(engine.DefaultSuite)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sk, err := s.GenerateSigningKey(rnd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &member{
+		name:   name,
+		store:  memory.New(),
+		signer: sk,
+		cred:   wire.Credential{CredentialType: wire.CredentialTypeBasic, Identity: []byte(name)},
+		cfg: &engine.Config{Config: group.Config{
+			Rand:                   rnd,
+			Now:                    func() time.Time { return testNow },
+			MaxPastEpochs:          2,
+			NumberOfResumptionPSKs: 2,
+			RatchetTreeExtension:   true,
+		}},
+	}
+}
+
+func (m *member) create(t testing.TB, groupID []byte) {
+	t.Helper()
+	cfg := *m.cfg
+	cfg.GroupID = groupID
+	g, err := engine.NewGroup(context.Background(), m.store, m.signer, &cfg, m.cred)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.g = g
+}
+
+func (m *member) keyPackage(t testing.TB, lastResort bool) *wire.KeyPackage {
+	t.Helper()
+	kp, err := engine.NewKeyPackage(context.Background(), m.store, m.signer, m.cfg, m.cred, &engine.KeyPackageOptions{LastResort: lastResort})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return kp
+}
+
+func (m *member) join(t testing.TB, welcome *wire.MLSMessage) {
+	t.Helper()
+	g, err := engine.JoinGroup(context.Background(), m.store, welcome, m.cfg, nil)
+	if err != nil {
+		t.Fatalf("%s joins: %v", m.name, err)
+	}
+	m.g = g
+}
+
+// reload replaces the member's handle by a fresh load from its backend.
+func (m *member) reload(t testing.TB) {
+	t.Helper()
+	g, err := engine.LoadGroup(context.Background(), m.store, m.g.GroupID(), m.cfg)
+	if err != nil {
+		t.Fatalf("%s reloads: %v", m.name, err)
+	}
+	m.g = g
+}
+
+// raw returns everything the member's backend holds.
+func raw(t testing.TB, b storage.Inspector) [][]byte {
+	t.Helper()
+	rc, err := b.RawContents(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rc
+}
+
+// rawDigest is a digest of everything a backend holds, to show that an
+// operation changed nothing.
+func rawDigest(t testing.TB, b storage.Inspector) [32]byte {
+	t.Helper()
+	h := sha256.New()
+	for _, v := range raw(t, b) {
+		h.Write(v)
+		h.Write([]byte{0xff})
+	}
+	var out [32]byte
+	h.Sum(out[:0])
+	return out
+}
+
+// holds reports whether any raw value of the backend contains secret.
+func holds(t testing.TB, b storage.Inspector, secret []byte) bool {
+	t.Helper()
+	for _, v := range raw(t, b) {
+		if bytes.Contains(v, secret) {
+			return true
+		}
+	}
+	return false
+}
+
+func mustAgree(t testing.TB, ms ...*member) {
+	t.Helper()
+	a := ms[0].g.EpochAuthenticator()
+	for _, m := range ms[1:] {
+		if m.g.Epoch() != ms[0].g.Epoch() || !m.g.EpochAuthenticator().Equal(a) {
+			t.Fatalf("%s (epoch %d) disagrees with %s (epoch %d)", m.name, m.g.Epoch(), ms[0].name, ms[0].g.Epoch())
+		}
+	}
+}

@@ -1,0 +1,191 @@
+package engine
+
+import (
+	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/mlsengine/mlsengine/mls/ciphersuite"
+	"github.com/mlsengine/mlsengine/mls/group"
+	"github.com/mlsengine/mlsengine/mls/wire"
+	"github.com/mlsengine/mlsengine/storage"
+)
+
+const keyPackagePrefix = "key-package/"
+
+// KeyPackageOptions are the optional inputs of NewKeyPackage.
+type KeyPackageOptions = group.KeyPackageOptions
+
+// NewKeyPackage makes a KeyPackage (RFC 9420 §10) for the identity of
+// signer and cred in cfg.Suite, stores it with its private keys and the
+// signature key, and returns it for publishing. Joining a group with it
+// deletes it, unless opts.LastResort is set; DeleteKeyPackage deletes it
+// explicitly.
+func NewKeyPackage(ctx context.Context, store storage.Backend, signer *ciphersuite.SigningKey, cfg *Config, cred wire.Credential, opts *KeyPackageOptions) (*wire.KeyPackage, error) {
+	c := orDefault(cfg)
+	if signer == nil {
+		return nil, fmt.Errorf("%w: nil signer", group.ErrInvalidArgument)
+	}
+	b, err := group.NewKeyPackage(c.suite(), c.identity(signer, cred), &c.Config, opts)
+	if err != nil {
+		return nil, err
+	}
+	defer b.Clear()
+	if err := storeSigner(ctx, store, c.suite(), signer); err != nil {
+		return nil, err
+	}
+	puts := toStorage(nil, b.Records())
+	defer clearRecords(puts)
+	if _, err := store.Apply(ctx, &storage.Unit{Scope: storage.ClientScope(), Puts: puts}); err != nil {
+		return nil, storageErr("storing key package", err)
+	}
+	return b.KeyPackage, nil
+}
+
+func keyPackageKeys(ref []byte) []storage.Key {
+	name := keyPackagePrefix + hex.EncodeToString(ref)
+	return []storage.Key{
+		{Scope: storage.ClientScope(), Class: storage.Public, Name: name},
+		{Scope: storage.ClientScope(), Class: storage.KeyMaterial, Name: name},
+	}
+}
+
+// DeleteKeyPackage erases a stored key package and its private keys, by
+// its KeyPackageRef (§5.2); the way to retire a last-resort one.
+func DeleteKeyPackage(ctx context.Context, store storage.Backend, ref []byte) error {
+	if _, err := store.Apply(ctx, &storage.Unit{Scope: storage.ClientScope(), Deletes: keyPackageKeys(ref)}); err != nil {
+		return storageErr("deleting key package", err)
+	}
+	return nil
+}
+
+// KeyPackages returns the stored key packages (public parts).
+func KeyPackages(ctx context.Context, store storage.Backend) ([]*wire.KeyPackage, error) {
+	rs, err := store.List(ctx, storage.ClientScope(), storage.Public, keyPackagePrefix)
+	if err != nil {
+		return nil, storageErr("listing key packages", err)
+	}
+	out := make([]*wire.KeyPackage, 0, len(rs))
+	for _, r := range rs {
+		kp, err := wire.Unmarshal[wire.KeyPackage](r.Value)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %s: %w", ErrCorruptRecord, r.Key.Name, err)
+		}
+		out = append(out, kp)
+	}
+	return out, nil
+}
+
+// JoinOptions are the optional inputs of JoinGroup.
+type JoinOptions struct {
+	// RatchetTree is the encoded ratchet tree for a Welcome without the
+	// ratchet_tree extension (§12.4.3.3).
+	RatchetTree []byte
+	// PSKs resolves PSKs the Welcome names before cfg.PSKs.
+	PSKs group.PSKResolver
+	// Predecessor is this member's group that the new one reinitializes
+	// or branches from (§11.2, §11.3).
+	Predecessor *Group
+}
+
+// findKeyPackage returns the stored key package a Welcome is for.
+func findKeyPackage(ctx context.Context, store storage.Backend, w *wire.Welcome) (*group.KeyPackageBundle, error) {
+	for _, s := range w.Secrets {
+		keys := keyPackageKeys(s.NewMember)
+		pub, err := store.Get(ctx, keys[0])
+		if errors.Is(err, storage.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, storageErr("reading key package", err)
+		}
+		km, err := store.Get(ctx, keys[1])
+		if errors.Is(err, storage.ErrNotFound) {
+			continue // its private keys are gone: used or being deleted
+		}
+		if err != nil {
+			return nil, storageErr("reading key package", err)
+		}
+		b, err := restoreBundle(ctx, store, pub, km)
+		clear(km)
+		return b, err
+	}
+	return nil, ErrNoKeyPackage
+}
+
+func restoreBundle(ctx context.Context, store storage.Backend, pub, km []byte) (*group.KeyPackageBundle, error) {
+	kp, err := wire.Unmarshal[wire.KeyPackage](pub)
+	if err != nil {
+		return nil, fmt.Errorf("%w: key package: %w", ErrCorruptRecord, err)
+	}
+	signer, err := loadSigner(ctx, store, signerRef(kp.LeafNode.SignatureKey))
+	if err != nil {
+		return nil, err
+	}
+	return group.RestoreKeyPackageBundle(pub, km, signer)
+}
+
+// checkLifetime refuses a key package of ours that expired: a Welcome to
+// it would put a leaf in the group that every member must reject (§7.3).
+func checkLifetime(kp *wire.KeyPackage, now func() time.Time) error {
+	t := time.Now()
+	if now != nil {
+		if t = now(); t.IsZero() {
+			return nil
+		}
+	}
+	lt := kp.LeafNode.Lifetime
+	if lt == nil {
+		return nil
+	}
+	s := uint64(t.Unix())
+	if s < lt.NotBefore || s > lt.NotAfter {
+		return group.ErrKeyPackageExpired
+	}
+	return nil
+}
+
+// JoinGroup joins a group from a Welcome (§12.4.3.1) with the stored key
+// package it is for, and stores the group; in the same unit it deletes the
+// key package and its private keys, unless it is a last-resort one. msg is
+// an MLSMessage carrying the Welcome.
+func JoinGroup(ctx context.Context, store storage.Backend, msg *wire.MLSMessage, cfg *Config, opts *JoinOptions) (*Group, error) {
+	c := orDefault(cfg)
+	if msg == nil || msg.Welcome == nil {
+		return nil, fmt.Errorf("%w: not a Welcome", group.ErrInvalidWelcome)
+	}
+	if opts == nil {
+		opts = &JoinOptions{}
+	}
+	b, err := findKeyPackage(ctx, store, msg.Welcome)
+	if err != nil {
+		return nil, err
+	}
+	defer b.Clear()
+	if err := checkLifetime(b.KeyPackage, c.Now); err != nil {
+		return nil, err
+	}
+	jo := &group.JoinOptions{RatchetTree: opts.RatchetTree, PSKs: opts.PSKs}
+	var g *group.Group
+	join := func() { g, err = group.Join(&c.Config, msg.Welcome, b, jo) }
+	if p := opts.Predecessor; p != nil {
+		p.read(func(pg *group.Group) { jo.Predecessor = pg; join() })
+		if jo.Predecessor == nil {
+			return nil, p.err
+		}
+	} else {
+		join()
+	}
+	if err != nil {
+		return nil, err
+	}
+	h := newHandle(store, &c, b.SigningKey, g)
+	if err := h.create(ctx, nil); err != nil {
+		return nil, err
+	}
+	h.log.Info("joined group", "group", h.logID(), "epoch", g.Epoch(), "last_resort", b.LastResort())
+	return h, nil
+}
+

@@ -1,0 +1,124 @@
+package engine_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"testing"
+
+	"github.com/mlsengine/mlsengine/engine"
+	"github.com/mlsengine/mlsengine/mls/wire"
+	"github.com/mlsengine/mlsengine/storage"
+)
+
+func TestLifecycle(t *testing.T) {
+	ctx := context.Background()
+	alice, bob, carol := newMember(t, "alice", 1), newMember(t, "bob", 2), newMember(t, "carol", 3)
+	alice.create(t, []byte("group-1"))
+
+	res, err := alice.g.AddMembers(ctx, []*wire.KeyPackage{bob.keyPackage(t, false), carol.keyPackage(t, true)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	alice.reload(t) // the pending commit survives a reload
+	if !alice.g.HasPendingCommit() {
+		t.Fatal("pending commit lost on reload")
+	}
+	if err := alice.g.MergePendingCommit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	bob.join(t, res.Welcome)
+	carol.join(t, res.Welcome)
+	for _, m := range []*member{alice, bob, carol} {
+		m.reload(t)
+	}
+	mustAgree(t, alice, bob, carol)
+
+	// Bob's key package is used up, Carol's last-resort one is not.
+	if kps, _ := engine.KeyPackages(ctx, bob.store); len(kps) != 0 {
+		t.Fatalf("bob still has %d key packages", len(kps))
+	}
+	if kps, _ := engine.KeyPackages(ctx, carol.store); len(kps) != 1 {
+		t.Fatalf("carol has %d key packages, want her last-resort one", len(kps))
+	}
+
+	ct, err := bob.g.Protect(ctx, []byte("hello"), []byte("aad"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range []*member{alice, carol} {
+		rm, err := m.g.Process(ctx, ct)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(rm.ApplicationData) != "hello" || string(rm.AuthenticatedData) != "aad" {
+			t.Fatalf("%s got %q", m.name, rm.ApplicationData)
+		}
+		m.reload(t)
+		if _, err := m.g.Process(ctx, ct); err == nil {
+			t.Fatalf("%s decrypted a message twice across a reload", m.name)
+		}
+	}
+
+	// Carol commits an update; the others process and merge after a reload.
+	res, err = carol.g.SelfUpdate(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := carol.g.MergePendingCommit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range []*member{alice, bob} {
+		rm, err := m.g.Process(ctx, res.Commit)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := m.g.MergeStagedCommit(ctx, rm.Commit); err != nil {
+			t.Fatal(err)
+		}
+		m.reload(t)
+	}
+	mustAgree(t, alice, bob, carol)
+
+	// Delete: gone, and a second load says not found.
+	if err := bob.g.Delete(ctx); err != nil {
+		t.Fatal(err)
+	}
+	_, err = engine.LoadGroup(ctx, bob.store, []byte("group-1"))
+	if !errors.Is(err, engine.ErrGroupNotFound) {
+		t.Fatalf("load after delete: %v", err)
+	}
+	if _, err := bob.g.Protect(ctx, []byte("x"), nil); !errors.Is(err, engine.ErrHandleBroken) {
+		t.Fatalf("deleted handle: %v", err)
+	}
+	for _, v := range raw(t, bob.store) {
+		if bytes.Contains(v, []byte("group-1")) {
+			t.Fatalf("bob's store still holds a value naming the group")
+		}
+	}
+}
+
+func TestLoadOutcomes(t *testing.T) {
+	ctx := context.Background()
+	m := newMember(t, "m", 9)
+	_, err := engine.LoadGroup(ctx, m.store, []byte("nope"))
+	if !errors.Is(err, engine.ErrGroupNotFound) || !errors.Is(err, storage.ErrNotFound) {
+		t.Fatalf("missing group: %v", err)
+	}
+	m.create(t, []byte("g"))
+	if _, err := engine.LoadGroup(ctx, m.store, []byte("g")); err != nil {
+		t.Fatal(err)
+	}
+	cctx, cancel := context.WithCancel(ctx)
+	cancel()
+	_, err = engine.LoadGroup(cctx, m.store, []byte("g"))
+	if err == nil || errors.Is(err, engine.ErrGroupNotFound) || !errors.Is(err, context.Canceled) {
+		t.Fatalf("cancelled load: %v", err)
+	}
+	// Creating it again is refused.
+	cfg := *m.cfg
+	cfg.GroupID = []byte("g")
+	if _, err := engine.NewGroup(ctx, m.store, m.signer, &cfg, m.cred); !errors.Is(err, engine.ErrGroupExists) {
+		t.Fatalf("duplicate create: %v", err)
+	}
+}

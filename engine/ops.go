@@ -1,0 +1,291 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/mlsengine/mlsengine/mls/ciphersuite"
+	"github.com/mlsengine/mlsengine/mls/group"
+	"github.com/mlsengine/mlsengine/mls/secret"
+	"github.com/mlsengine/mlsengine/mls/treemath"
+	"github.com/mlsengine/mlsengine/mls/wire"
+)
+
+// CommitResult is what a commit produces: the commit message for the
+// group, a Welcome for added members (nil if none), and the staged epoch
+// (group.StagedCommit). The group stays in its epoch until
+// MergePendingCommit.
+type CommitResult = group.CommitResult
+
+// Commit commits the queued proposals and opts.Proposals (RFC 9420
+// §12.4.1) and stores the pending commit. Send the commit, then call
+// MergePendingCommit once the delivery service accepted it, or
+// ClearPendingCommit if another commit won.
+func (h *Group) Commit(ctx context.Context, opts *group.CommitOptions) (*CommitResult, error) {
+	var res *CommitResult
+	err := h.do(ctx, "commit", func(g *group.Group) (err error) {
+		res, err = g.Commit(opts)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return res, nil
+}
+
+// AddMembers commits Add proposals (§12.1.1) for the clients of the key
+// packages, which are validated first (§10.1; expired ones are refused
+// with group.ErrKeyPackageExpired), together with the queued proposals.
+func (h *Group) AddMembers(ctx context.Context, kps []*wire.KeyPackage) (*CommitResult, error) {
+	ps := make([]*wire.Proposal, 0, len(kps))
+	for _, kp := range kps {
+		if kp == nil {
+			return nil, fmt.Errorf("%w: nil key package", group.ErrInvalidArgument)
+		}
+		ps = append(ps, &wire.Proposal{ProposalType: wire.ProposalTypeAdd, Add: &wire.Add{KeyPackage: *kp}})
+	}
+	return h.Commit(ctx, &group.CommitOptions{Proposals: ps})
+}
+
+// RemoveMembers commits Remove proposals (§12.1.3) for the members at the
+// given leaves, together with the queued proposals.
+func (h *Group) RemoveMembers(ctx context.Context, leaves []treemath.LeafIndex) (*CommitResult, error) {
+	ps := make([]*wire.Proposal, 0, len(leaves))
+	for _, l := range leaves {
+		ps = append(ps, &wire.Proposal{ProposalType: wire.ProposalTypeRemove, Remove: &wire.Remove{Removed: uint32(l)}})
+	}
+	return h.Commit(ctx, &group.CommitOptions{Proposals: ps})
+}
+
+// SelfUpdate commits the queued proposals with a path that gives the
+// member fresh keys (§12.4: forward secrecy and post-compromise security).
+// id, if not nil, changes the member's credential, capabilities or leaf
+// extensions (its signing key must stay the group's).
+func (h *Group) SelfUpdate(ctx context.Context, id *group.Identity) (*CommitResult, error) {
+	return h.Commit(ctx, &group.CommitOptions{ForcePath: true, Identity: id})
+}
+
+// MergePendingCommit moves the group to the epoch of its pending commit.
+func (h *Group) MergePendingCommit(ctx context.Context) error {
+	return h.do(ctx, "merge pending commit", func(g *group.Group) error { return g.MergePendingCommit() })
+}
+
+// ClearPendingCommit drops the pending commit and its secrets.
+func (h *Group) ClearPendingCommit(ctx context.Context) error {
+	return h.do(ctx, "clear pending commit", func(g *group.Group) error { return g.ClearPendingCommit() })
+}
+
+// proposal runs one of package group's Propose methods.
+func (h *Group) proposal(ctx context.Context, f func(g *group.Group) (*wire.MLSMessage, []byte, error)) (*wire.MLSMessage, []byte, error) {
+	var msg *wire.MLSMessage
+	var ref []byte
+	err := h.do(ctx, "propose", func(g *group.Group) (err error) {
+		msg, ref, err = f(g)
+		return err
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	return msg, ref, nil
+}
+
+// ProposeAdd proposes adding the client of kp (§12.1.1) and queues the
+// proposal. It returns the message to send and the ProposalRef.
+func (h *Group) ProposeAdd(ctx context.Context, kp *wire.KeyPackage) (*wire.MLSMessage, []byte, error) {
+	return h.proposal(ctx, func(g *group.Group) (*wire.MLSMessage, []byte, error) { return g.ProposeAdd(kp) })
+}
+
+// ProposeRemove proposes removing the member at leaf (§12.1.3).
+func (h *Group) ProposeRemove(ctx context.Context, leaf treemath.LeafIndex) (*wire.MLSMessage, []byte, error) {
+	return h.proposal(ctx, func(g *group.Group) (*wire.MLSMessage, []byte, error) { return g.ProposeRemove(leaf) })
+}
+
+// ProposeUpdate proposes a fresh leaf for this member (§12.1.2); its
+// private key is stored until the Update is committed or the epoch ends.
+func (h *Group) ProposeUpdate(ctx context.Context, id *group.Identity) (*wire.MLSMessage, []byte, error) {
+	return h.proposal(ctx, func(g *group.Group) (*wire.MLSMessage, []byte, error) { return g.ProposeUpdate(id) })
+}
+
+// ProposeExternalPSK proposes injecting the external PSK pskID (§12.1.4),
+// which Config.PSKs must resolve.
+func (h *Group) ProposeExternalPSK(ctx context.Context, pskID []byte) (*wire.MLSMessage, []byte, error) {
+	return h.proposal(ctx, func(g *group.Group) (*wire.MLSMessage, []byte, error) { return g.ProposeExternalPSK(pskID) })
+}
+
+// ProposeResumptionPSK proposes injecting the resumption PSK of one of
+// the group's retained past epochs (§12.1.4).
+func (h *Group) ProposeResumptionPSK(ctx context.Context, epoch uint64) (*wire.MLSMessage, []byte, error) {
+	return h.proposal(ctx, func(g *group.Group) (*wire.MLSMessage, []byte, error) { return g.ProposeResumptionPSK(epoch) })
+}
+
+// ProposeReInit proposes reinitializing the group (§12.1.5, §11.2).
+func (h *Group) ProposeReInit(ctx context.Context, groupID []byte, suite ciphersuite.ID, extensions []wire.Extension) (*wire.MLSMessage, []byte, error) {
+	return h.proposal(ctx, func(g *group.Group) (*wire.MLSMessage, []byte, error) {
+		return g.ProposeReInit(groupID, suite, extensions)
+	})
+}
+
+// ProposeGroupContextExtensions proposes new GroupContext extensions
+// (§12.1.7).
+func (h *Group) ProposeGroupContextExtensions(ctx context.Context, extensions []wire.Extension) (*wire.MLSMessage, []byte, error) {
+	return h.proposal(ctx, func(g *group.Group) (*wire.MLSMessage, []byte, error) {
+		return g.ProposeGroupContextExtensions(extensions)
+	})
+}
+
+// ProposeCustom sends a proposal of a custom type (§13.2).
+func (h *Group) ProposeCustom(ctx context.Context, t wire.ProposalType, body []byte) (*wire.MLSMessage, []byte, error) {
+	return h.proposal(ctx, func(g *group.Group) (*wire.MLSMessage, []byte, error) { return g.ProposeCustom(t, body) })
+}
+
+// Leave proposes this member's own removal, for another member to commit
+// (§12.1.3).
+func (h *Group) Leave(ctx context.Context) (*wire.MLSMessage, error) {
+	msg, _, err := h.proposal(ctx, func(g *group.Group) (*wire.MLSMessage, []byte, error) { return g.Leave() })
+	return msg, err
+}
+
+// ReceivedMessage is the outcome of Process (see group.ReceivedMessage).
+type ReceivedMessage = group.ReceivedMessage
+
+// Process authenticates and processes a message of the group (§6, §12)
+// and stores what it changed before returning: an application message
+// (whose key is then deleted from storage), a proposal (now queued and
+// stored), or a staged commit, which changes nothing until
+// MergeStagedCommit. A rejected message changes nothing, in memory or in
+// storage, and returns one of package group's errors.
+func (h *Group) Process(ctx context.Context, m *wire.MLSMessage) (*ReceivedMessage, error) {
+	var rm *ReceivedMessage
+	err := h.do(ctx, "process", func(g *group.Group) (err error) {
+		rm, err = g.Process(m)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return rm, nil
+}
+
+// ProcessBytes decodes an MLSMessage and processes it.
+func (h *Group) ProcessBytes(ctx context.Context, b []byte) (*ReceivedMessage, error) {
+	m, err := wire.Unmarshal[wire.MLSMessage](b)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", group.ErrMalformed, err)
+	}
+	return h.Process(ctx, m)
+}
+
+// MergeStagedCommit moves the group to the epoch of a commit that Process
+// staged, and stores the new epoch (deleting the old epoch's secrets
+// beyond what MaxPastEpochs keeps).
+func (h *Group) MergeStagedCommit(ctx context.Context, sc *group.StagedCommit) error {
+	return h.do(ctx, "merge staged commit", func(g *group.Group) error { return g.MergeStagedCommit(sc) })
+}
+
+// Protect encrypts application data as a PrivateMessage (§6.3) with
+// authenticatedData in the clear; the generation it uses is stored as
+// consumed before the message is returned.
+func (h *Group) Protect(ctx context.Context, data, authenticatedData []byte) (*wire.MLSMessage, error) {
+	var m *wire.MLSMessage
+	err := h.do(ctx, "protect", func(g *group.Group) (err error) {
+		m, err = g.Protect(data, authenticatedData)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// GroupInfo returns a GroupInfo of the current epoch signed by this member
+// (§12.4.3), by default with the external_pub extension for external joins.
+func (h *Group) GroupInfo(opts *group.GroupInfoOptions) (*wire.MLSMessage, error) {
+	var m *wire.MLSMessage
+	err := h.do(context.Background(), "group info", func(g *group.Group) (err error) {
+		m, err = g.GroupInfo(opts)
+		return err
+	})
+	return m, err
+}
+
+// ExportSecret is MLS-Exporter(label, context, length) of the current
+// epoch (§8.5).
+func (h *Group) ExportSecret(label string, context []byte, length int) (secret.Secret, error) {
+	var s secret.Secret
+	err := fmt.Errorf("%w", ErrHandleBroken)
+	h.read(func(g *group.Group) { s, err = g.ExportSecret(label, context, length) })
+	return s, err
+}
+
+// GroupID returns the group's id.
+func (h *Group) GroupID() []byte { return append([]byte{}, h.id...) }
+
+// Epoch returns the current epoch.
+func (h *Group) Epoch() (e uint64) {
+	h.read(func(g *group.Group) { e = g.Epoch() })
+	return e
+}
+
+// EpochAuthenticator returns the current epoch's epoch_authenticator
+// (§8.7).
+func (h *Group) EpochAuthenticator() (s secret.Secret) {
+	h.read(func(g *group.Group) { s = g.EpochAuthenticator() })
+	return s
+}
+
+// GroupContext returns a copy of the current GroupContext (§8.1).
+func (h *Group) GroupContext() (gc *wire.GroupContext) {
+	h.read(func(g *group.Group) { gc = g.GroupContext() })
+	return gc
+}
+
+// Members lists the members in leaf order.
+func (h *Group) Members() (ms []group.Member) {
+	h.read(func(g *group.Group) { ms = g.Members() })
+	return ms
+}
+
+// OwnLeafIndex returns the member's leaf index.
+func (h *Group) OwnLeafIndex() (l treemath.LeafIndex) {
+	h.read(func(g *group.Group) { l = g.OwnLeafIndex() })
+	return l
+}
+
+// Status reports whether the member is active, was removed, or the group
+// was reinitialized.
+func (h *Group) Status() (s group.Status) {
+	h.read(func(g *group.Group) { s = g.Status() })
+	return s
+}
+
+// Active reports whether the member can still send and process handshake
+// messages.
+func (h *Group) Active() (a bool) {
+	h.read(func(g *group.Group) { a = g.Active() })
+	return a
+}
+
+// HasPendingCommit reports whether a commit of this member awaits merging.
+func (h *Group) HasPendingCommit() (p bool) {
+	h.read(func(g *group.Group) { p = g.HasPendingCommit() })
+	return p
+}
+
+// PendingProposals returns the proposals queued in this epoch.
+func (h *Group) PendingProposals() (qs []group.QueuedProposal) {
+	h.read(func(g *group.Group) { qs = g.PendingProposals() })
+	return qs
+}
+
+// RatchetTreeBytes returns the encoded ratchet tree, for joiners that get
+// it out of band (§12.4.3.3).
+func (h *Group) RatchetTreeBytes() (b []byte) {
+	h.read(func(g *group.Group) { b = g.RatchetTreeBytes() })
+	return b
+}
+
+// Suite returns the group's cipher suite.
+func (h *Group) Suite() (s *ciphersuite.Suite) {
+	h.read(func(g *group.Group) { s = g.Suite() })
+	return s
+}

@@ -1,0 +1,205 @@
+package engine
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+
+	"github.com/vmihailenco/msgpack/v5"
+
+	"github.com/mlsengine/mlsengine/mls/ciphersuite"
+	"github.com/mlsengine/mlsengine/mls/group"
+	"github.com/mlsengine/mlsengine/mls/secret"
+	"github.com/mlsengine/mlsengine/storage"
+)
+
+// Record names the engine adds to package group's (see the package
+// documentation for their encodings).
+const (
+	metaName      = "engine"
+	signerPrefix  = "signature/"
+	recordVersion = 1
+)
+
+// meta is the engine's public record of a group: what LoadGroup needs
+// before package group can restore it.
+type meta struct {
+	V      uint8  `msgpack:"v"`
+	Suite  uint16 `msgpack:"suite"`
+	Signer string `msgpack:"signer"`
+}
+
+func (m *meta) record(groupID []byte) storage.Record {
+	b, err := msgpack.Marshal(m)
+	if err != nil {
+		panic("engine: encoding meta record: " + err.Error()) // a fixed struct always encodes
+	}
+	return storage.Record{Key: storage.Key{Scope: storage.GroupScope(groupID), Class: storage.Public, Name: metaName}, Value: b}
+}
+
+func decodeMeta(b []byte) (*meta, error) {
+	var m meta
+	if err := msgpack.Unmarshal(b, &m); err != nil {
+		return nil, fmt.Errorf("%w: %s: %w", ErrCorruptRecord, metaName, err)
+	}
+	if m.V != recordVersion || len(m.Signer) != 2*sha256.Size {
+		return nil, fmt.Errorf("%w: %s: version %d", ErrCorruptRecord, metaName, m.V)
+	}
+	return &m, nil
+}
+
+// signerRef names a signature key by the SHA-256 of its public key, so
+// that every group and key package of one identity shares one record.
+func signerRef(pub []byte) string {
+	h := sha256.Sum256(pub)
+	return hex.EncodeToString(h[:])
+}
+
+func signerKey(ref string) storage.Key {
+	return storage.Key{Scope: storage.ClientScope(), Class: storage.KeyMaterial, Name: signerPrefix + ref}
+}
+
+// encodeSigner writes the signer record into a buffer sized up front, so
+// that no reallocation leaves a copy of the private key behind.
+func encodeSigner(suite ciphersuite.ID, k *ciphersuite.SigningKey) []byte {
+	priv := k.Bytes()
+	defer priv.Clear()
+	var buf bytes.Buffer
+	buf.Grow(priv.Len() + 32)
+	enc := msgpack.NewEncoder(&buf)
+	// Errors of a bytes.Buffer encoder are impossible.
+	_ = enc.EncodeMapLen(3)
+	_ = enc.EncodeString("v")
+	_ = enc.EncodeUint8(recordVersion)
+	_ = enc.EncodeString("suite")
+	_ = enc.EncodeUint16(uint16(suite))
+	_ = enc.EncodeString("key")
+	_ = enc.EncodeBytes(priv.Bytes())
+	return buf.Bytes()
+}
+
+func decodeSigner(b []byte) (*ciphersuite.SigningKey, error) {
+	var rec struct {
+		V     uint8  `msgpack:"v"`
+		Suite uint16 `msgpack:"suite"`
+		Key   []byte `msgpack:"key"`
+	}
+	err := msgpack.Unmarshal(b, &rec)
+	key := secret.New(rec.Key)
+	defer key.Clear()
+	if err != nil || rec.V != recordVersion {
+		return nil, fmt.Errorf("%w: signature key record", ErrCorruptRecord)
+	}
+	s, err := ciphersuite.Lookup(ciphersuite.ID(rec.Suite))
+	if err != nil {
+		return nil, fmt.Errorf("%w: signature key record: %w", ErrCorruptRecord, err)
+	}
+	k, err := s.ParseSigningKey(key.Bytes())
+	if err != nil {
+		return nil, fmt.Errorf("%w: signature key record: %w", ErrCorruptRecord, err)
+	}
+	return k, nil
+}
+
+// storeSigner stores the signature key unless it is stored already. It is
+// a client unit of its own: the key is shared, so two groups created at
+// once must not conflict over it (write-once settles the race).
+func storeSigner(ctx context.Context, store storage.Backend, suite ciphersuite.ID, k *ciphersuite.SigningKey) error {
+	key := signerKey(signerRef(k.PublicKey()))
+	old, err := store.Get(ctx, key)
+	switch {
+	case err == nil:
+		clear(old)
+		return nil
+	case !errors.Is(err, storage.ErrNotFound):
+		return storageErr("reading signature key", err)
+	}
+	v := encodeSigner(suite, k)
+	defer clear(v)
+	_, err = store.Apply(ctx, &storage.Unit{Scope: storage.ClientScope(), Puts: []storage.Record{{Key: key, Value: v}}})
+	if err != nil && !errors.Is(err, storage.ErrWriteOnce) {
+		return storageErr("storing signature key", err)
+	}
+	return nil
+}
+
+func loadSigner(ctx context.Context, store storage.Backend, ref string) (*ciphersuite.SigningKey, error) {
+	v, err := store.Get(ctx, signerKey(ref))
+	if errors.Is(err, storage.ErrNotFound) {
+		return nil, ErrSignerNotFound
+	}
+	if err != nil {
+		return nil, storageErr("reading signature key", err)
+	}
+	defer clear(v)
+	return decodeSigner(v)
+}
+
+// DeleteSignatureKey erases the stored signature key whose public key is
+// pub. Groups and key packages that use it can no longer be loaded: delete
+// it only with the identity.
+func DeleteSignatureKey(ctx context.Context, store storage.Backend, pub []byte) error {
+	_, err := store.Apply(ctx, &storage.Unit{Scope: storage.ClientScope(), Deletes: []storage.Key{signerKey(signerRef(pub))}})
+	if err != nil {
+		return storageErr("deleting signature key", err)
+	}
+	return nil
+}
+
+func storageKey(groupID []byte, s group.RecordScope, c group.RecordClass, name string) storage.Key {
+	k := storage.Key{Scope: storage.ClientScope(), Class: storage.Public, Name: name}
+	if s == group.GroupScope {
+		k.Scope = storage.GroupScope(groupID)
+	}
+	if c == group.KeyMaterial {
+		k.Class = storage.KeyMaterial
+	}
+	return k
+}
+
+// toStorage turns package group's records into storage records, sharing
+// the values (the caller clears key material once the unit is applied).
+func toStorage(groupID []byte, rs []group.Record) []storage.Record {
+	out := make([]storage.Record, 0, len(rs)+1)
+	for _, r := range rs {
+		out = append(out, storage.Record{Key: storageKey(groupID, r.Scope, r.Class, r.Name), Value: r.Value})
+	}
+	return out
+}
+
+func toStorageKeys(groupID []byte, ks []group.RecordKey) []storage.Key {
+	out := make([]storage.Key, 0, len(ks))
+	for _, k := range ks {
+		out = append(out, storageKey(groupID, k.Scope, k.Class, k.Name))
+	}
+	return out
+}
+
+// fromStorage turns a group's stored records into package group's, sharing
+// the values.
+func fromStorage(rs []storage.Record) []group.Record {
+	out := make([]group.Record, 0, len(rs))
+	for _, r := range rs {
+		c := group.Public
+		if r.Key.Class == storage.KeyMaterial {
+			c = group.KeyMaterial
+		}
+		s := group.GroupScope
+		if r.Key.Scope.IsClient() {
+			s = group.ClientScope
+		}
+		out = append(out, group.Record{Scope: s, Class: c, Name: r.Key.Name, Value: r.Value})
+	}
+	return out
+}
+
+func clearRecords(rs []storage.Record) {
+	for i := range rs {
+		if rs[i].Key.Class == storage.KeyMaterial {
+			clear(rs[i].Value)
+		}
+	}
+}
