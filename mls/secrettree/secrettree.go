@@ -20,8 +20,9 @@
 // the generations asked for, so a tree for tens of thousands of members
 // costs nothing until they speak.
 //
-// Deletion (§9.2): a tree node's secret is cleared as soon as both of its
-// children have been derived, a leaf's secret as soon as its two ratchets
+// Deletion (§9.2): a tree node's secret is consumed, and cleared, as soon
+// as a child is derived from it (both children are derived then, the
+// unused one kept in its place), a leaf's secret as soon as its two ratchets
 // are initialized, a ratchet secret as soon as the next one is derived, and
 // a key is forgotten once it has been handed out: asking for it again fails
 // with ErrGenerationConsumed. A receiver keeps the keys of skipped
@@ -39,6 +40,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"math/bits"
 	"sync"
 
 	"github.com/mlsengine/mlsengine/mls/ciphersuite"
@@ -147,11 +149,30 @@ func (k *KeyNonce) Clear() {
 	k.Nonce.Clear()
 }
 
-// node is a tree node whose secret has been derived but not yet deleted,
-// because at most one of its children has been derived from it.
+// node is a tree node whose secret has been derived and not yet consumed:
+// none of its children has been derived.
 type node struct {
-	s                   secret.Secret
-	leftDone, rightDone bool
+	s secret.Secret
+}
+
+// deriveChild is tree_node_[child]_secret (§9): ExpandWithLabel of the
+// parent's secret with "tree" and "left" or "right".
+func (t *Tree) deriveChild(parent secret.Secret, child, p treemath.NodeIndex) ([]byte, error) {
+	side := "right"
+	if child < p {
+		side = "left"
+	}
+	return t.suite.ExpandWithLabel(parent.Bytes(), "tree", []byte(side), t.suite.HashLen())
+}
+
+// sibling is the other child of p.
+func sibling(child, p treemath.NodeIndex) treemath.NodeIndex { return 2*p - child }
+
+// leftmostLeaf is the leaf index of the leftmost leaf under node y: y's
+// level is its number of trailing one bits (§4.1 array layout).
+func leftmostLeaf(y treemath.NodeIndex) uint32 {
+	k := bits.TrailingZeros32(^uint32(y))
+	return (uint32(y) - (1<<k - 1)) / 2
 }
 
 // Tree is the secret tree of one epoch. Its zero value is not usable; call
@@ -296,7 +317,7 @@ func (t *Tree) ratchet(leaf treemath.LeafIndex, rt RatchetType) (*ratchet, error
 }
 
 // initLeaf derives the secret of leaf from its deepest derived ancestor
-// (§9), deleting each node secret once both its children exist, and
+// (§9), replacing each node secret on the way by its two children's, and
 // turns it into the roots of the leaf's two ratchets:
 //
 //	handshake_ratchet_secret_[N]_[0] = ExpandWithLabel(., "handshake", "", KDF.Nh)
@@ -335,22 +356,24 @@ func (t *Tree) initLeaf(leaf treemath.LeafIndex) (*leafRatchets, error) {
 	for i := start; i > 0; i-- {
 		p, child := chain[i], chain[i-1]
 		nd := t.nodes[p]
-		side, done := "right", &nd.rightDone
-		if child < p {
-			side, done = "left", &nd.leftDone
-		}
-		if *done {
-			return nil, fmt.Errorf("secrettree: internal error: node %d derived twice", child)
-		}
-		b, err := t.suite.ExpandWithLabel(nd.s.Bytes(), "tree", []byte(side), t.suite.HashLen())
+		// §9.2: a node whose child is derived is consumed and deleted at
+		// once; so the sibling is derived now and kept in its place (the
+		// RFC's example keeps E and C, deletes D, F and G).
+		b, err := t.deriveChild(nd.s, child, p)
 		if err != nil {
 			return nil, err
 		}
-		*done = true
-		if nd.leftDone && nd.rightDone {
-			nd.s.Clear()
-			delete(t.nodes, p)
+		sib := sibling(child, p)
+		if leftmostLeaf(sib) < uint32(t.n) {
+			sb, err := t.deriveChild(nd.s, sib, p)
+			if err != nil {
+				clear(b)
+				return nil, err
+			}
+			t.nodes[sib] = &node{s: secret.New(sb)}
 		}
+		nd.s.Clear()
+		delete(t.nodes, p)
 		if i-1 == 0 {
 			leafSecret = secret.New(b)
 		} else {

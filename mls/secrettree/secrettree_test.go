@@ -9,6 +9,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"os"
+	"slices"
 	"sync"
 	"testing"
 
@@ -323,30 +324,24 @@ func TestDeletion(t *testing.T) {
 	root := secret.Copy(bytes.Repeat([]byte{9}, suite.HashLen()))
 	rootBytes := root.Bytes()
 	tree, _ := New(suite, root, 4)
-	// Leaf 3 (node 6): root 3 and node 5 now have one child derived each
-	// and are kept; the leaf secret itself is gone.
+	// Leaf 3 (node 6): the root 3 and node 5 are consumed and deleted at
+	// once (§9.2's example deletes D, F, G and keeps E and C): what stays
+	// are their other children, nodes 1 and 4.
 	if _, err := tree.Key(3, Application, 0); err != nil {
 		t.Fatal(err)
 	}
-	if _, ok := tree.nodes[3]; !ok || len(tree.nodes) != 2 {
-		t.Fatalf("after leaf 3: nodes %v", keys(tree.nodes))
+	if !bytes.Equal(rootBytes, make([]byte, len(rootBytes))) {
+		t.Fatal("encryption secret not cleared once consumed")
 	}
-	if _, ok := tree.nodes[5]; !ok {
-		t.Fatal("node 5 missing")
+	if got := keys(tree.nodes); !slices.Equal(got, []treemath.NodeIndex{1, 4}) {
+		t.Fatalf("after leaf 3: nodes %v, want [1 4]", got)
 	}
-	// Leaf 0 (node 0): the root now has both children and is deleted,
-	// which deletes the encryption secret; node 1 is kept for leaf 1.
+	// Leaf 0 (node 0): node 1 is consumed, node 2 (leaf 1) kept.
 	if _, err := tree.Key(0, Handshake, 0); err != nil {
 		t.Fatal(err)
 	}
-	if _, ok := tree.nodes[3]; ok {
-		t.Fatal("root kept after both children were derived")
-	}
-	if !bytes.Equal(rootBytes, make([]byte, len(rootBytes))) {
-		t.Fatal("encryption secret not cleared")
-	}
-	if len(tree.nodes) != 2 {
-		t.Fatalf("nodes %v, want [1 5]", keys(tree.nodes))
+	if got := keys(tree.nodes); !slices.Equal(got, []treemath.NodeIndex{2, 4}) {
+		t.Fatalf("after leaf 0: nodes %v, want [2 4]", got)
 	}
 	// The ratchet secret of a used generation is gone and the key cannot
 	// be obtained again.
@@ -376,6 +371,7 @@ func keys(m map[treemath.NodeIndex]*node) []treemath.NodeIndex {
 	for k := range m {
 		ks = append(ks, k)
 	}
+	slices.Sort(ks)
 	return ks
 }
 
@@ -388,9 +384,22 @@ func TestLazyLargeTree(t *testing.T) {
 	if _, err := tree.Key(49999, Application, 0); err != nil {
 		t.Fatal(err)
 	}
-	// Only the 16 ancestors of the leaf in the 65536-leaf tree exist.
-	if len(tree.nodes) != 16 || len(tree.leaves) != 1 {
+	// Only siblings of the leaf's 16 ancestors in the 65536-leaf tree are
+	// kept, and only those that cover a leaf below 50000; no ancestor.
+	x, _ := treemath.LeafToNode(49999, 65536)
+	path, _ := treemath.AppendDirectPath(nil, x, 65536)
+	for _, a := range path {
+		if _, ok := tree.nodes[a]; ok {
+			t.Fatalf("consumed ancestor %d kept", a)
+		}
+	}
+	if len(tree.nodes) > 16 || len(tree.leaves) != 1 {
 		t.Fatalf("%d nodes, %d leaves derived", len(tree.nodes), len(tree.leaves))
+	}
+	for y := range tree.nodes {
+		if leftmostLeaf(y) >= 50000 {
+			t.Fatalf("node %d covers no member and was kept", y)
+		}
 	}
 	if _, err := tree.Key(50000, Application, 0); !errors.Is(err, ErrLeafOutOfRange) {
 		t.Fatal(err)
