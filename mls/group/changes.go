@@ -104,9 +104,10 @@ func (c *Changes) Clear() {
 }
 
 // changeLog accumulates record changes until TakeChanges hands them out.
-// Values are copied in. A put followed by a delete of the same name leaves
-// only the delete (the backend ignores deletes of missing records); a
-// delete followed by a put of a public record leaves only the put.
+// Values are copied in (put) or handed over (own). A put followed by a
+// delete of the same name leaves only the delete (the backend ignores
+// deletes of missing records); a delete followed by a put of a public
+// record leaves only the put.
 type changeLog struct {
 	puts map[RecordKey][]byte
 	dels map[RecordKey]struct{}
@@ -126,6 +127,24 @@ func (l *changeLog) put(scope RecordScope, class RecordClass, name string, value
 	}
 	delete(l.dels, k)
 	l.puts[k] = append([]byte{}, value...)
+}
+
+// own is put for a value the caller hands over, such as an envelope of
+// key material: the log keeps it instead of a copy, so that no second copy
+// of its secrets exists. Without a log, key material is cleared.
+func (l *changeLog) own(scope RecordScope, class RecordClass, name string, value []byte) {
+	if l == nil {
+		if class == KeyMaterial {
+			clear(value)
+		}
+		return
+	}
+	k := RecordKey{scope, class, name}
+	if old, ok := l.puts[k]; ok && class == KeyMaterial {
+		clear(old)
+	}
+	delete(l.dels, k)
+	l.puts[k] = value
 }
 
 func (l *changeLog) del(scope RecordScope, class RecordClass, name string) {

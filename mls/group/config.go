@@ -4,11 +4,11 @@ import (
 	"crypto/rand"
 	"fmt"
 	"io"
+	"math"
 	"slices"
 	"time"
 
 	"github.com/mlsengine/mlsengine/mls/ciphersuite"
-	"github.com/mlsengine/mlsengine/mls/codec"
 	"github.com/mlsengine/mlsengine/mls/secret"
 	"github.com/mlsengine/mlsengine/mls/secrettree"
 	"github.com/mlsengine/mlsengine/mls/wire"
@@ -173,41 +173,58 @@ func (c *Config) handshakeWireFormat() wire.WireFormat {
 	return wire.WireFormatPublicMessage
 }
 
-// marshal encodes the persisted fields of the configuration (the
-// join-config record).
+// marshal encodes the persisted fields of the configuration, the
+// join-config record:
+//
+//	[configVersion, max_past_epochs uint, resumption_psks uint,
+//	 out_of_order_tolerance int, max_forward_distance int, padding_block uint,
+//	 encrypt_handshake bool, ratchet_tree_extension bool,
+//	 key_package_lifetime int, max_leaf_lifetime int]
+//
+// Tolerance and forward distance keep their sign (negative means none);
+// the lifetimes are in nanoseconds.
 func (c *Config) marshal() []byte {
-	w := codec.NewWriter(64)
-	w.Uint8(1) // record version
-	w.Uint32(uint32(max(c.MaxPastEpochs, 0)))
-	w.Uint32(uint32(max(c.NumberOfResumptionPSKs, 0)))
-	w.Uint64(uint64(int64(c.OutOfOrderTolerance)))
-	w.Uint64(uint64(int64(c.MaxForwardDistance)))
-	w.Uint32(uint32(max(c.PaddingBlock, 0)))
-	w.Bool(c.EncryptHandshake)
-	w.Bool(c.RatchetTreeExtension)
-	w.Uint64(uint64(c.KeyPackageLifetime))
-	w.Uint64(uint64(c.MaxLeafLifetime))
-	return w.Bytes()
+	return envelope(func(e *envEncoder) {
+		e.array(10)
+		e.uint(configVersion)
+		e.uint(uint64(max(c.MaxPastEpochs, 0)))
+		e.uint(uint64(max(c.NumberOfResumptionPSKs, 0)))
+		e.int(int64(c.OutOfOrderTolerance))
+		e.int(int64(c.MaxForwardDistance))
+		e.uint(uint64(max(c.PaddingBlock, 0)))
+		e.bool(c.EncryptHandshake)
+		e.bool(c.RatchetTreeExtension)
+		e.int(int64(c.KeyPackageLifetime))
+		e.int(int64(c.MaxLeafLifetime))
+	})
 }
 
-// unmarshalConfig decodes the persisted fields into c, leaving the others.
+// unmarshal decodes the persisted fields into c, leaving the others.
 func (c *Config) unmarshal(b []byte) error {
-	r := codec.NewReader(b)
-	if v := r.Uint8(); v != 1 {
-		return fmt.Errorf("%w: join-config version %d", ErrCorruptState, v)
+	d := newEnvDecoder(b)
+	d.open(configVersion, 9)
+	toInt := func(v int64) int {
+		if int64(int(v)) != v {
+			d.fail("integer %d out of range", v)
+		}
+		return int(v)
 	}
-	c.MaxPastEpochs = int(r.Uint32())
-	c.NumberOfResumptionPSKs = int(r.Uint32())
-	c.OutOfOrderTolerance = int(int64(r.Uint64()))
-	c.MaxForwardDistance = int(int64(r.Uint64()))
-	c.PaddingBlock = int(r.Uint32())
-	c.EncryptHandshake = r.Bool()
-	c.RatchetTreeExtension = r.Bool()
-	c.KeyPackageLifetime = time.Duration(r.Uint64())
-	c.MaxLeafLifetime = time.Duration(r.Uint64())
-	if err := r.Finish(); err != nil {
-		return fmt.Errorf("%w: join-config: %w", ErrCorruptState, err)
+	maxPast := int(d.uint(math.MaxInt))
+	psks := int(d.uint(math.MaxInt))
+	tolerance := toInt(d.int())
+	forward := toInt(d.int())
+	padding := int(d.uint(math.MaxInt))
+	encrypt := d.bool()
+	treeExt := d.bool()
+	kpLifetime := time.Duration(d.int())
+	maxLifetime := time.Duration(d.int())
+	if err := d.finish(); err != nil {
+		return corrupt("join-config", err)
 	}
+	c.MaxPastEpochs, c.NumberOfResumptionPSKs = maxPast, psks
+	c.OutOfOrderTolerance, c.MaxForwardDistance = tolerance, forward
+	c.PaddingBlock, c.EncryptHandshake, c.RatchetTreeExtension = padding, encrypt, treeExt
+	c.KeyPackageLifetime, c.MaxLeafLifetime = kpLifetime, maxLifetime
 	return nil
 }
 

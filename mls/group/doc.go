@@ -98,6 +98,12 @@
 //   - joining deletes the key package's private keys (client scope) unless
 //     it is a last-resort key package.
 //
+// Record values are opaque to storage. Each is either an MLS structure in
+// its RFC 9420 encoding (GroupContext, tree nodes, AuthenticatedContent,
+// KeyPackage) or a MessagePack array whose first element is the version
+// of that record's layout; Restore and RestoreKeyPackageBundle reject an
+// unknown version, like any malformed value, with ErrCorruptState.
+//
 // Deleted secrets are cleared in memory too; in Go that is best effort
 // (see package secret), and HPKE private keys cannot be overwritten.
 //

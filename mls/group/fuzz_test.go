@@ -2,6 +2,7 @@ package group_test
 
 import (
 	"errors"
+	"slices"
 	"testing"
 
 	"github.com/mlsengine/mlsengine/mls/group"
@@ -51,6 +52,51 @@ func FuzzProcess(f *testing.F) {
 		}
 		if rm.Commit != nil {
 			rm.Commit.Discard()
+		}
+	})
+}
+
+// FuzzRestore replaces one record of a member's state with arbitrary
+// bytes: Restore must not panic, and must report any failure as
+// ErrCorruptState.
+func FuzzRestore(f *testing.F) {
+	members := richMembers(f)
+	records := make([][]group.Record, len(members))
+	for i, m := range members {
+		records[i] = m.g.Records()
+		for j, r := range records[i] {
+			f.Add(uint8(i), uint16(j), r.Value)
+		}
+	}
+	if len(records[0]) == 0 {
+		f.Fatal("no seeds")
+	}
+	f.Fuzz(func(t *testing.T, member uint8, record uint16, value []byte) {
+		i := int(member) % len(members)
+		recs := slices.Clone(records[i])
+		recs[int(record)%len(recs)].Value = value
+		m := members[i]
+		if _, err := group.Restore(m.cfg, m.id.SigningKey, recs); err != nil && !errors.Is(err, group.ErrCorruptState) {
+			t.Fatalf("%s: %v", recs[int(record)%len(recs)].Name, err)
+		}
+	})
+}
+
+// FuzzRestoreKeyPackageBundle feeds arbitrary record values to
+// RestoreKeyPackageBundle: no panic, and every failure is ErrCorruptState.
+func FuzzRestoreKeyPackageBundle(f *testing.F) {
+	c := newClient(f, suite1, "k", 9)
+	for _, opts := range []*group.KeyPackageOptions{nil, {LastResort: true}} {
+		b, err := group.NewKeyPackage(suite1, c.id, c.cfg, opts)
+		if err != nil {
+			f.Fatal(err)
+		}
+		recs := b.Records()
+		f.Add(recs[0].Value, recs[1].Value)
+	}
+	f.Fuzz(func(t *testing.T, public, keyMaterial []byte) {
+		if _, err := group.RestoreKeyPackageBundle(public, keyMaterial, c.id.SigningKey); err != nil && !errors.Is(err, group.ErrCorruptState) {
+			t.Fatal(err)
 		}
 	})
 }

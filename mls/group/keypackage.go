@@ -8,9 +8,7 @@ import (
 	"slices"
 
 	"github.com/mlsengine/mlsengine/mls/ciphersuite"
-	"github.com/mlsengine/mlsengine/mls/codec"
 	"github.com/mlsengine/mlsengine/mls/ratchettree"
-	"github.com/mlsengine/mlsengine/mls/secret"
 	"github.com/mlsengine/mlsengine/mls/wire"
 )
 
@@ -192,23 +190,38 @@ func (b *KeyPackageBundle) recordName() string { return "key-package/" + hex.Enc
 
 // Records returns the bundle's client-scope records: the KeyPackage
 // (Public) and its init and encryption private keys (KeyMaterial). The
-// signing key is the identity's and is not included.
+// signing key is the identity's and is not included. The caller owns the
+// values and clears the key material once stored.
+//
+// The public record is the KeyPackage in its RFC 9420 encoding (§10); the
+// key material record is an envelope (records.go) of the two HPKE private
+// keys in their RFC 9180 SerializePrivateKey form:
+//
+//	[keyPackageKeysVersion, bin init key, bin encryption key]
 func (b *KeyPackageBundle) Records() []Record {
-	w := codec.NewWriter(160)
 	ik, ek := b.InitKey.Bytes(), b.EncryptionKey.Bytes()
-	w.VarBytes(ik.Bytes())
-	w.VarBytes(ek.Bytes())
+	keys := envelope(func(e *envEncoder) {
+		e.array(3)
+		e.uint(keyPackageKeysVersion)
+		e.bin(ik.Bytes())
+		e.bin(ek.Bytes())
+	})
 	ik.Clear()
 	ek.Clear()
 	return []Record{
 		{Scope: ClientScope, Class: Public, Name: b.recordName(), Value: b.KeyPackage.Bytes()},
-		{Scope: ClientScope, Class: KeyMaterial, Name: b.recordName(), Value: w.Bytes()},
+		{Scope: ClientScope, Class: KeyMaterial, Name: b.recordName(), Value: keys},
 	}
 }
 
 // RestoreKeyPackageBundle rebuilds a bundle from the values of its two
-// records and the signing key.
+// records and the signing key. Records that do not decode, or whose keys
+// do not match the KeyPackage, fail with an error matching
+// ErrCorruptState.
 func RestoreKeyPackageBundle(public, keyMaterial []byte, signingKey *ciphersuite.SigningKey) (*KeyPackageBundle, error) {
+	if signingKey == nil {
+		return nil, fmt.Errorf("%w: nil signing key", ErrInvalidArgument)
+	}
 	kp, err := wire.Unmarshal[wire.KeyPackage](public)
 	if err != nil {
 		return nil, fmt.Errorf("%w: key package: %w", ErrCorruptState, err)
@@ -217,13 +230,13 @@ func RestoreKeyPackageBundle(public, keyMaterial []byte, signingKey *ciphersuite
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrCorruptState, err)
 	}
-	r := codec.NewReader(keyMaterial)
-	ib := secret.New(r.VarBytes())
-	eb := secret.New(r.VarBytes())
+	d := newEnvDecoder(keyMaterial)
+	d.open(keyPackageKeysVersion, 2)
+	ib, eb := d.secret(-1), d.secret(-1)
 	defer ib.Clear()
 	defer eb.Clear()
-	if err := r.Finish(); err != nil {
-		return nil, fmt.Errorf("%w: key package keys: %w", ErrCorruptState, err)
+	if err := d.finish(); err != nil {
+		return nil, corrupt("key package keys", err)
 	}
 	ik, err := suite.ParseHPKEPrivateKey(ib.Bytes())
 	if err != nil {
@@ -233,7 +246,14 @@ func RestoreKeyPackageBundle(public, keyMaterial []byte, signingKey *ciphersuite
 	if err != nil {
 		return nil, fmt.Errorf("%w: encryption key: %w", ErrCorruptState, err)
 	}
-	return NewKeyPackageBundle(kp, ik, ek, signingKey)
+	b, err := NewKeyPackageBundle(kp, ik, ek, signingKey)
+	if err != nil {
+		// Keys that do not match the KeyPackage: the records do not
+		// belong together, or signingKey is not the one they were made
+		// with (the error also matches ErrInvalidArgument then).
+		return nil, fmt.Errorf("%w: %w", ErrCorruptState, err)
+	}
+	return b, nil
 }
 
 // ValidateKeyPackage checks a received KeyPackage as §10.1 requires before

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"fmt"
 	"math"
+	"math/bits"
 	"slices"
 	"strconv"
 	"strings"
@@ -44,12 +45,12 @@ type msgTree struct {
 	log        *changeLog
 }
 
-// stNode is a derived tree node whose secret is still needed because at
-// most one of its children has been derived. Values are never modified
-// once in the tree.
+// stNode is a derived tree node none of whose children has been derived:
+// deriving one consumes the node (§9.2), so both are derived then and the
+// node replaced by the one not asked for. Values are never modified once
+// in the tree.
 type stNode struct {
-	s                   secret.Secret
-	leftDone, rightDone bool
+	s secret.Secret
 }
 
 // stLeaf holds the two ratchets of a leaf: index ratchetHandshake and
@@ -105,7 +106,7 @@ func newMsgTree(suite *ciphersuite.Suite, epoch uint64, encryption secret.Secret
 	}
 	nd := &stNode{s: encryption}
 	t.nodes[root] = nd
-	t.logPut(t.nodeName(root, nd), nd.s.Bytes())
+	t.logSecret(t.nodeName(root), nd.s.Bytes())
 	return t, nil
 }
 
@@ -113,15 +114,8 @@ func newMsgTree(suite *ciphersuite.Suite, epoch uint64, encryption secret.Secret
 // whenever its secret does.
 func (t *msgTree) prefix() string { return "epoch/" + strconv.FormatUint(t.epoch, 10) + "/" }
 
-func (t *msgTree) nodeName(x treemath.NodeIndex, nd *stNode) string {
-	flags := "-"
-	switch {
-	case nd.leftDone:
-		flags = "l"
-	case nd.rightDone:
-		flags = "r"
-	}
-	return fmt.Sprintf("%stree/%d/%s", t.prefix(), x, flags)
+func (t *msgTree) nodeName(x treemath.NodeIndex) string {
+	return t.prefix() + "tree/" + strconv.FormatUint(uint64(x), 10)
 }
 
 func ratchetLetter(rt int) string {
@@ -139,10 +133,34 @@ func (t *msgTree) keyName(l treemath.LeafIndex, rt int, gen uint32) string {
 	return fmt.Sprintf("%skey/%d/%s/%d", t.prefix(), l, ratchetLetter(rt), gen)
 }
 
-func (t *msgTree) logPut(name string, value []byte) {
+// The records of the tree (records.go) are envelopes:
+//
+//	tree node, ratchet:  [valueVersion, bin secret]
+//	kept key:            [keptKeyVersion, bin key, bin nonce]
+//
+// One of them is written for every message sent or received, so they are
+// built without reflection, straight into a buffer of their size that the
+// log takes over.
+
+func (t *msgTree) logSecret(name string, s []byte) {
 	if t.log != nil {
-		t.log.put(GroupScope, KeyMaterial, name, value)
+		t.log.own(GroupScope, KeyMaterial, name, valueEnvelope(valueVersion, s))
 	}
+}
+
+func (t *msgTree) logKept(name string, k *keptKey) {
+	if t.log != nil {
+		t.log.own(GroupScope, KeyMaterial, name, keptKeyValue(k))
+	}
+}
+
+func keptKeyValue(k *keptKey) []byte {
+	return envelope(func(e *envEncoder) {
+		e.array(3)
+		e.uint(keptKeyVersion)
+		e.bin(k.key.Bytes())
+		e.bin(k.nonce.Bytes())
+	})
 }
 
 func (t *msgTree) logDel(name string) {
@@ -246,35 +264,26 @@ func (tk *msgTake) deriveLeaf() (*stLeaf, error) {
 		tk.nodes[x] = nil
 		tk.dead = append(tk.dead, nd.s)
 	}
+	// §9.2: a node from which a child is derived is consumed and must go
+	// at once (the RFC's example deletes D, F and G and keeps E and C), so
+	// each step derives both children, keeps the one off the path (if it
+	// covers a member) and deletes the node.
 	cur := t.nodes[chain[start]]
 	for i := start; i > 0; i-- {
 		p, child := chain[i], chain[i-1]
-		np := *cur
-		side := "right"
-		if child < p {
-			side = "left"
-			if np.leftDone {
-				return nil, fmt.Errorf("group: internal error: node %d derived twice", child)
-			}
-			np.leftDone = true
-		} else {
-			if np.rightDone {
-				return nil, fmt.Errorf("group: internal error: node %d derived twice", child)
-			}
-			np.rightDone = true
-		}
-		b, err := t.suite.ExpandWithLabel(cur.s.Bytes(), "tree", []byte(side), t.suite.HashLen())
+		cs, err := tk.deriveChild(cur.s, p, child)
 		if err != nil {
 			return nil, err
 		}
-		cs := secret.New(b)
-		tk.created = append(tk.created, cs)
-		if np.leftDone && np.rightDone {
-			tk.nodes[p] = nil
-			tk.dead = append(tk.dead, cur.s)
-		} else {
-			tk.nodes[p] = &np
+		if sib := 2*p - child; coversMember(sib, t.n) {
+			ss, err := tk.deriveChild(cur.s, p, sib)
+			if err != nil {
+				return nil, err
+			}
+			tk.nodes[sib] = &stNode{s: ss}
 		}
+		tk.nodes[p] = nil
+		tk.dead = append(tk.dead, cur.s)
 		if i-1 == 0 {
 			leafSecret = cs
 		} else {
@@ -297,6 +306,29 @@ func (tk *msgTake) deriveLeaf() (*stLeaf, error) {
 	// The leaf secret itself is not kept: it dies here (§9.2).
 	tk.dead = append(tk.dead, leafSecret)
 	return lf, nil
+}
+
+// deriveChild is tree_node_[child]_secret = ExpandWithLabel(parent, "tree",
+// "left" or "right", KDF.Nh) (§9).
+func (tk *msgTake) deriveChild(parent secret.Secret, p, child treemath.NodeIndex) (secret.Secret, error) {
+	side := "right"
+	if child < p {
+		side = "left"
+	}
+	b, err := tk.t.suite.ExpandWithLabel(parent.Bytes(), "tree", []byte(side), tk.t.suite.HashLen())
+	if err != nil {
+		return secret.Secret{}, err
+	}
+	s := secret.New(b)
+	tk.created = append(tk.created, s)
+	return s, nil
+}
+
+// coversMember reports whether the subtree under node y holds a leaf
+// below n: y's level is its number of trailing one bits (§4.1 layout).
+func coversMember(y treemath.NodeIndex, n treemath.LeafCount) bool {
+	k := bits.TrailingZeros32(^uint32(y))
+	return (uint32(y)-(1<<k-1))/2 < uint32(n)
 }
 
 // advance computes the ratchet r once generation g has been handed out,
@@ -398,15 +430,15 @@ func (tk *msgTake) commit() {
 	tk.done = true
 	t := tk.t
 	for x, nd := range tk.nodes {
-		if old, ok := t.nodes[x]; ok {
-			t.logDel(t.nodeName(x, old))
+		if _, ok := t.nodes[x]; ok {
+			t.logDel(t.nodeName(x))
 		}
 		if nd == nil {
 			delete(t.nodes, x)
 			continue
 		}
 		t.nodes[x] = nd
-		t.logPut(t.nodeName(x, nd), nd.s.Bytes())
+		t.logSecret(t.nodeName(x), nd.s.Bytes())
 	}
 	old := t.leaves[tk.leaf]
 	for rt := range 2 {
@@ -422,7 +454,7 @@ func (tk *msgTake) commit() {
 			t.logDel(t.ratchetName(tk.leaf, rt, or.next))
 		}
 		if or == nil || or.next != nr.next {
-			t.logPut(t.ratchetName(tk.leaf, rt, nr.next), nr.s.Bytes())
+			t.logSecret(t.ratchetName(tk.leaf, rt, nr.next), nr.s.Bytes())
 		}
 		have := map[uint32]bool{}
 		for _, k := range nr.kept {
@@ -437,9 +469,9 @@ func (tk *msgTake) commit() {
 				}
 			}
 		}
-		for _, k := range nr.kept {
-			if !had[k.gen] {
-				t.logPut(t.keyName(tk.leaf, rt, k.gen), append(slices.Clip(k.key.Bytes()), k.nonce.Bytes()...))
+		for i := range nr.kept {
+			if k := &nr.kept[i]; !had[k.gen] {
+				t.logKept(t.keyName(tk.leaf, rt, k.gen), k)
 			}
 		}
 	}
@@ -492,24 +524,20 @@ func (t *msgTree) clear() {
 }
 
 // records returns every live secret of the tree as key-material records.
-// The values are copies.
+// The values are new envelopes, owned by the caller.
 func (t *msgTree) records() []Record {
 	var out []Record
-	add := func(name string, v ...[]byte) {
-		var b []byte
-		for _, p := range v {
-			b = append(b, p...)
-		}
-		out = append(out, Record{Scope: GroupScope, Class: KeyMaterial, Name: name, Value: b})
+	add := func(name string, v []byte) {
+		out = append(out, Record{Scope: GroupScope, Class: KeyMaterial, Name: name, Value: v})
 	}
 	for x, nd := range t.nodes {
-		add(t.nodeName(x, nd), nd.s.Bytes())
+		add(t.nodeName(x), valueEnvelope(valueVersion, nd.s.Bytes()))
 	}
 	for l, lf := range t.leaves {
 		for rt, r := range lf.r {
-			add(t.ratchetName(l, rt, r.next), r.s.Bytes())
-			for _, k := range r.kept {
-				add(t.keyName(l, rt, k.gen), k.key.Bytes(), k.nonce.Bytes())
+			add(t.ratchetName(l, rt, r.next), valueEnvelope(valueVersion, r.s.Bytes()))
+			for i := range r.kept {
+				add(t.keyName(l, rt, r.kept[i].gen), keptKeyValue(&r.kept[i]))
 			}
 		}
 	}
@@ -528,7 +556,13 @@ func restoreMsgTree(suite *ciphersuite.Suite, epoch uint64, leaves treemath.Leaf
 		suite: suite, epoch: epoch, n: leaves, full: full, tolerance: tol, maxForward: maxFwd,
 		nodes: map[treemath.NodeIndex]*stNode{}, leaves: map[treemath.LeafIndex]*stLeaf{}, log: log,
 	}
-	bad := func(name string) error { return fmt.Errorf("%w: record %q", ErrCorruptState, name) }
+	bad := func(name string, err error) error {
+		t.clear()
+		if err == nil {
+			return fmt.Errorf("%w: record %q", ErrCorruptState, name)
+		}
+		return corrupt(name, err)
+	}
 	nh, nk, nn := suite.HashLen(), suite.KeyLen(), suite.NonceLen()
 	leaf := func(l uint64) *stLeaf {
 		lf := t.leaves[treemath.LeafIndex(l)]
@@ -549,20 +583,17 @@ func restoreMsgTree(suite *ciphersuite.Suite, epoch uint64, leaves treemath.Leaf
 			continue
 		}
 		switch {
-		case parts[0] == "tree" && len(parts) == 3:
+		case parts[0] == "tree" && len(parts) == 2:
 			x, err := strconv.ParseUint(parts[1], 10, 32)
-			if err != nil || len(r.Value) != nh {
-				return nil, bad(r.Name)
+			if err != nil {
+				return nil, bad(r.Name, err)
 			}
-			nd := &stNode{s: secret.Copy(r.Value)}
-			switch parts[2] {
-			case "-":
-			case "l":
-				nd.leftDone = true
-			case "r":
-				nd.rightDone = true
-			default:
-				return nil, bad(r.Name)
+			nd := &stNode{}
+			if nd.s, err = openSecretEnvelope(r.Value, valueVersion, nh); err != nil {
+				return nil, bad(r.Name, err)
+			}
+			if old := t.nodes[treemath.NodeIndex(x)]; old != nil {
+				old.s.Clear()
 			}
 			t.nodes[treemath.NodeIndex(x)] = nd
 		case (parts[0] == "ratchet" || parts[0] == "key") && len(parts) == 4:
@@ -574,26 +605,40 @@ func restoreMsgTree(suite *ciphersuite.Suite, epoch uint64, leaves treemath.Leaf
 			case "a":
 				rt = ratchetApplication
 			default:
-				return nil, bad(r.Name)
+				return nil, bad(r.Name, nil)
 			}
 			if err1 != nil || err2 != nil || l >= uint64(leaves) || g > 1<<32 {
-				return nil, bad(r.Name)
+				return nil, bad(r.Name, nil)
 			}
 			rr := leaf(l).r[rt]
 			if parts[0] == "ratchet" {
-				if seen[[2]uint64{l, uint64(rt)}] || (g < 1<<32 && len(r.Value) != nh) {
-					return nil, bad(r.Name)
+				if seen[[2]uint64{l, uint64(rt)}] {
+					return nil, bad(r.Name, nil)
+				}
+				// An exhausted ratchet (generation 2^32) has no secret.
+				n := nh
+				if g == 1<<32 {
+					n = 0
+				}
+				s, err := openSecretEnvelope(r.Value, valueVersion, n)
+				if err != nil {
+					return nil, bad(r.Name, err)
 				}
 				seen[[2]uint64{l, uint64(rt)}] = true
-				rr.s, rr.next = secret.Copy(r.Value), g
+				rr.s, rr.next = s, g
 				continue
 			}
-			if len(r.Value) != nk+nn || g >= 1<<32 {
-				return nil, bad(r.Name)
+			if g >= 1<<32 {
+				return nil, bad(r.Name, nil)
 			}
-			rr.kept = append(rr.kept, keptKey{gen: uint32(g), key: secret.Copy(r.Value[:nk]), nonce: secret.Copy(r.Value[nk:])})
+			k, err := openKeptKey(r.Value, nk, nn)
+			if err != nil {
+				return nil, bad(r.Name, err)
+			}
+			k.gen = uint32(g)
+			rr.kept = append(rr.kept, k)
 		default:
-			return nil, bad(r.Name)
+			return nil, bad(r.Name, nil)
 		}
 	}
 	for l, lf := range t.leaves {
@@ -612,4 +657,18 @@ func restoreMsgTree(suite *ciphersuite.Suite, epoch uint64, leaves treemath.Leaf
 		}
 	}
 	return t, nil
+}
+
+// openKeptKey decodes a kept key record of a key of nk and a nonce of nn
+// bytes.
+func openKeptKey(v []byte, nk, nn int) (keptKey, error) {
+	d := newEnvDecoder(v)
+	d.open(keptKeyVersion, 2)
+	k := keptKey{key: d.secret(nk), nonce: d.secret(nn)}
+	if err := d.finish(); err != nil {
+		k.key.Clear()
+		k.nonce.Clear()
+		return keptKey{}, err
+	}
+	return k, nil
 }

@@ -47,7 +47,7 @@ func (g *Group) enqueue(qp *queuedProposal) {
 	}
 	q.byRef[string(qp.ref)] = qp
 	q.list = append(q.list, qp)
-	g.log.put(GroupScope, Public, "proposal/"+refName(qp.ref), qp.ac.Bytes())
+	g.log.own(GroupScope, Public, "proposal/"+refName(qp.ref), queuedValue(len(q.list)-1, qp.ac.Bytes()))
 }
 
 // dropQueue empties the queue and deletes the pending Update keys (§9.2:
@@ -149,9 +149,7 @@ func (g *Group) propose(p *wire.Proposal, updateKey *ciphersuite.HPKEPrivateKey)
 		}
 		name := refName(ref)
 		g.updates[name] = updateKey
-		kb := updateKey.Bytes()
-		g.log.put(GroupScope, KeyMaterial, "pending-update/"+name, kb.Bytes())
-		kb.Clear()
+		g.logUpdateKey(name, updateKey)
 	}
 	return msg, slices.Clone(ref), nil
 }

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"encoding/hex"
 	"fmt"
+	"math"
 	"slices"
 	"strconv"
 	"strings"
@@ -18,39 +19,74 @@ import (
 )
 
 // The persisted form of a group. Every record is in GroupScope unless
-// noted. Values are MLS structures in their RFC 9420 encoding or small
-// TLS-presentation-language envelopes (package codec) that start with a
-// version byte where they are not MLS structures.
+// noted. A value is either an MLS structure in its RFC 9420 encoding (v
+// "-" below) or an envelope of this package: a MessagePack array whose
+// element 0 is the layout version v, followed by the fields listed
+// (envelope.go). "bin" is a MessagePack bin, "?" marks a field that is nil
+// when absent. MLS structures inside envelopes are bins holding their RFC
+// 9420 encoding, so that the bytes a signature or hash reference covers
+// (§5.2, §6.1) are the bytes stored. Decoders accept only the version v.
 //
-//	Class        Name                              Value
-//	Public       join-config                       Config's persisted fields
-//	Public       state                             status, own leaf, committed ReInit
-//	Public       context                           GroupContext (§8.1)
-//	Public       transcript/interim                interim_transcript_hash
-//	Public       confirmation-tag                  confirmation_tag
-//	Public       tree/size                         leaf count, chunk size
-//	Public       tree/<chunk size>/<k>             nodes [k*size, (k+1)*size) as optional<Node>
-//	Public       proposal/<ref>                    queue position, AuthenticatedContent
-//	Public       pending-commit                    AuthenticatedContent of the own pending commit
-//	Public       past/<e>/context                  GroupContext of retained past epoch e
-//	Public       past/<e>/members/<k>              signature keys of its leaves [1024k, 1024(k+1))
-//	KeyMaterial  epoch/<e>/secrets                 exporter, external, confirmation, membership,
-//	                                               epoch authenticator and init secrets (§8)
-//	KeyMaterial  epoch/<e>/sender-data             sender_data_secret (§6.3.2)
-//	KeyMaterial  epoch/<e>/tree/<node>/<-|l|r>     secret tree node not yet fully used (§9)
-//	KeyMaterial  epoch/<e>/ratchet/<leaf>/<h|a>/<g> sender ratchet secret of generation g (§9.1)
-//	KeyMaterial  epoch/<e>/key/<leaf>/<h|a>/<g>    key and nonce of a skipped generation g
-//	KeyMaterial  resumption/<e>                    resumption_psk (§8.6)
-//	KeyMaterial  hpke/<node>/<id>                  HPKE private key of a tree node (§4.2)
-//	KeyMaterial  pending-update/<ref>              leaf private key of an own Update proposal
-//	KeyMaterial  pending-commit/secrets            commit secret and new HPKE keys of the pending commit
-//	(client) Public/KeyMaterial key-package/<ref>  see KeyPackageBundle.Records
+//	Class        Name                           v  Value
+//	Public       join-config                    1  [v, max_past_epochs uint, resumption_psks uint,
+//	                                                out_of_order_tolerance int, max_forward_distance int,
+//	                                                padding_block uint, encrypt_handshake bool,
+//	                                                ratchet_tree_extension bool, key_package_lifetime int,
+//	                                                max_leaf_lifetime int]: Config's persisted fields,
+//	                                                durations in nanoseconds
+//	Public       state                          1  [v, status uint, own leaf index uint,
+//	                                                ?bin committed ReInit (§12.1.5)]
+//	Public       context                        -  GroupContext (§8.1)
+//	Public       transcript/interim             1  [v, bin interim_transcript_hash (§8.2)]
+//	Public       confirmation-tag               1  [v, bin confirmation_tag (§6.1)]
+//	Public       tree/size                      1  [v, leaf count uint, chunk size uint]
+//	Public       tree/<chunk size>/<k>          -  nodes [k*size, (k+1)*size) of the tree, each an
+//	                                                optional<Node> (§12.4.3.3), concatenated
+//	Public       proposal/<ref>                 1  [v, queue position uint, bin AuthenticatedContent (§6.1)]
+//	Public       pending-commit                 -  AuthenticatedContent of the own pending commit
+//	Public       past/<e>/context               -  GroupContext of retained past epoch e
+//	Public       past/<e>/members/<k>           1  [v, [?bin signature_key, ...]]: leaves
+//	                                                [1024k, 1024(k+1)) of epoch e, nil if blank
+//	KeyMaterial  epoch/<e>/secrets              1  [v, bin exporter, bin external, bin confirmation,
+//	                                                bin membership, bin epoch_authenticator, bin init]:
+//	                                                the secrets of §8 the epoch keeps, Nh bytes each
+//	KeyMaterial  epoch/<e>/sender-data          1  [v, bin sender_data_secret (§6.3.2)]
+//	KeyMaterial  epoch/<e>/tree/<node>          1  [v, bin secret] of a secret tree node none of
+//	                                                whose children is derived yet (§9, §9.2)
+//	KeyMaterial  epoch/<e>/ratchet/<leaf>/<h|a>/<g>
+//	                                            1  [v, bin sender ratchet secret of generation g (§9.1)],
+//	                                                empty once exhausted (g = 2^32)
+//	KeyMaterial  epoch/<e>/key/<leaf>/<h|a>/<g> 1  [v, bin key, bin nonce] of a skipped generation g
+//	KeyMaterial  resumption/<e>                 1  [v, bin resumption_psk (§8.6)]
+//	KeyMaterial  hpke/<node>/<id>               1  [v, bin HPKE private key of a tree node (§4.2)]
+//	KeyMaterial  pending-update/<ref>           1  [v, bin leaf HPKE private key of an own Update proposal]
+//	KeyMaterial  pending-commit/secrets         1  [v, bin commit_secret, new leaf index uint,
+//	                                                bin leaf HPKE private key,
+//	                                                [[node uint, bin HPKE private key], ...]]
+//	                                                of the pending commit
+//	(client) Public       key-package/<ref>     -  KeyPackage (§10), see KeyPackageBundle.Records
+//	(client) KeyMaterial  key-package/<ref>     1  [v, bin init private key, bin encryption private key]
 //
-// Key material names change whenever the secret does, so that every secret
-// dies by an explicit deletion.
+// HPKE private keys are in the KEM's SerializePrivateKey form (RFC 9180
+// §7.1.2). Key material names change whenever the secret does, so that
+// every secret dies by an explicit deletion.
+
+// Envelope versions: each layout has its own, so that one can change
+// without touching the others.
+const (
+	configVersion         = 1 // join-config
+	stateVersion          = 1 // state
+	treeSizeVersion       = 1 // tree/size
+	proposalVersion       = 1 // proposal/<ref>
+	pastMembersVersion    = 1 // past/<e>/members/<k>
+	valueVersion          = 1 // [v, bin]: transcript/interim, confirmation-tag, sender-data, tree nodes, ratchets, resumption, hpke, pending-update
+	epochSecretsVersion   = 1 // epoch/<e>/secrets
+	keptKeyVersion        = 1 // epoch/<e>/key/...
+	pendingSecretsVersion = 1 // pending-commit/secrets
+	keyPackageKeysVersion = 1 // client key-package/<ref> key material
+)
 
 const (
-	stateVersion   = 1
 	pastChunk      = 1024
 	minTreeChunk   = 64
 	maxTreeRecords = 256
@@ -80,44 +116,40 @@ func (g *Group) Records() []Record {
 	saved := g.log
 	g.log = newChangeLog()
 	defer func() { g.log = saved }()
-	g.log.put(GroupScope, Public, "join-config", g.cfg.marshal())
+	g.log.own(GroupScope, Public, "join-config", g.cfg.marshal())
 	g.logState()
 	w := g.tree.Width()
 	cs := treeChunk(w)
 	for k := uint32(0); uint64(k)*uint64(cs) < uint64(w); k++ {
-		g.log.put(GroupScope, Public, treeChunkName(cs, k), g.treeChunkValue(cs, k))
+		g.log.own(GroupScope, Public, treeChunkName(cs, k), g.treeChunkValue(cs, k))
 	}
 	g.logTreeSize(cs)
 	if g.secrets != nil {
-		g.log.put(GroupScope, KeyMaterial, epochName(g.ctx.Epoch, "secrets"), g.secrets.marshal())
+		g.log.own(GroupScope, KeyMaterial, epochName(g.ctx.Epoch, "secrets"), g.secrets.marshal())
 	}
 	for _, m := range append(slices.Clone(g.past), g.cur) {
 		if m == nil {
 			continue
 		}
-		g.log.put(GroupScope, KeyMaterial, epochName(m.epoch, "sender-data"), m.senderData.Bytes())
+		g.logSenderData(m.epoch, m.senderData)
 		for _, r := range m.tree.records() {
-			g.log.put(r.Scope, r.Class, r.Name, r.Value)
-			clear(r.Value)
+			g.log.own(r.Scope, r.Class, r.Name, r.Value)
 		}
 		if m.ctx != nil {
 			g.logPast(m)
 		}
 	}
 	for _, r := range g.resumption {
-		g.log.put(GroupScope, KeyMaterial, resumptionName(r.epoch), r.psk.Bytes())
+		g.logResumption(r.epoch, r.psk)
 	}
 	for name, v := range privRecords(g.suite, g.priv) {
-		g.log.put(GroupScope, KeyMaterial, name, v)
-		clear(v)
+		g.log.own(GroupScope, KeyMaterial, name, v)
 	}
 	for i, q := range g.queue.list {
-		g.log.put(GroupScope, Public, "proposal/"+refName(q.ref), queuedValue(i, q))
+		g.log.own(GroupScope, Public, "proposal/"+refName(q.ref), queuedValue(i, q.ac.Bytes()))
 	}
 	for name, k := range g.updates {
-		kb := k.Bytes()
-		g.log.put(GroupScope, KeyMaterial, "pending-update/"+name, kb.Bytes())
-		kb.Clear()
+		g.logUpdateKey(name, k)
 	}
 	if g.pending != nil {
 		g.logPending()
@@ -125,24 +157,92 @@ func (g *Group) Records() []Record {
 	return g.log.take().Puts
 }
 
-func queuedValue(seq int, q *queuedProposal) []byte {
-	w := codec.NewWriter(len(q.ac.Bytes()) + 4)
-	w.Uint32(uint32(seq))
-	w.Raw(q.ac.Bytes())
-	return w.Bytes()
+// queuedValue is the proposal/<ref> record of the proposal at position
+// seq of the queue, whose AuthenticatedContent encodes as ac:
+//
+//	[proposalVersion, seq uint, bin AuthenticatedContent]
+//
+// The position keeps the queue's order, which decides the order of the
+// proposals in the member's next commit (§12.2).
+func queuedValue(seq int, ac []byte) []byte {
+	return envelope(func(e *envEncoder) {
+		e.array(3)
+		e.uint(proposalVersion)
+		e.uint(uint64(seq))
+		e.bin(ac)
+	})
+}
+
+// openQueued decodes a record written by queuedValue.
+func openQueued(v []byte) (seq uint32, ac []byte, err error) {
+	d := newEnvDecoder(v)
+	d.open(proposalVersion, 2)
+	seq = uint32(d.uint(math.MaxUint32))
+	ac = d.bin(-1)
+	return seq, ac, d.finish()
+}
+
+// logSenderData logs the sender_data_secret of epoch e.
+func (g *Group) logSenderData(e uint64, s secret.Secret) {
+	g.log.own(GroupScope, KeyMaterial, epochName(e, "sender-data"), valueEnvelope(valueVersion, s.Bytes()))
+}
+
+// logResumption logs the resumption_psk of epoch e.
+func (g *Group) logResumption(e uint64, psk secret.Secret) {
+	g.log.own(GroupScope, KeyMaterial, resumptionName(e), valueEnvelope(valueVersion, psk.Bytes()))
+}
+
+// logUpdateKey logs the leaf private key of the own Update proposal name.
+func (g *Group) logUpdateKey(name string, k *ciphersuite.HPKEPrivateKey) {
+	kb := k.Bytes()
+	g.log.own(GroupScope, KeyMaterial, "pending-update/"+name, valueEnvelope(valueVersion, kb.Bytes()))
+	kb.Clear()
 }
 
 // logState logs the small public records of the current state.
 func (g *Group) logState() {
-	w := codec.NewWriter(32)
-	w.Uint8(stateVersion)
-	w.Uint8(uint8(g.status))
-	w.Uint32(uint32(g.own))
-	w.Optional(g.reinit != nil, func(w *codec.Writer) { g.reinit.MarshalMLS(w) })
-	g.log.put(GroupScope, Public, "state", w.Bytes())
-	g.log.put(GroupScope, Public, "context", g.ctx.Bytes())
-	g.log.put(GroupScope, Public, "transcript/interim", g.interim)
-	g.log.put(GroupScope, Public, "confirmation-tag", g.confTag)
+	var reinit []byte
+	if g.reinit != nil {
+		var err error
+		if reinit, err = wire.Marshal(g.reinit); err != nil {
+			// The ReInit was committed, so it was encoded before.
+			panic("group: internal error: encoding the committed ReInit: " + err.Error())
+		}
+	}
+	g.log.own(GroupScope, Public, "state", stateValue(g.status, g.own, reinit))
+	g.log.own(GroupScope, Public, "context", g.ctx.Bytes())
+	g.log.own(GroupScope, Public, "transcript/interim", valueEnvelope(valueVersion, g.interim))
+	g.log.own(GroupScope, Public, "confirmation-tag", valueEnvelope(valueVersion, g.confTag))
+}
+
+// stateValue is the state record, with the encoding of the committed
+// ReInit (status StatusReInit) or nil:
+//
+//	[stateVersion, status uint, own leaf uint, ?bin ReInit]
+func stateValue(status Status, own treemath.LeafIndex, reinit []byte) []byte {
+	return envelope(func(e *envEncoder) {
+		e.array(4)
+		e.uint(stateVersion)
+		e.uint(uint64(status))
+		e.uint(uint64(own))
+		if reinit == nil {
+			e.nil()
+		} else {
+			e.bin(reinit)
+		}
+	})
+}
+
+// openState decodes a record written by stateValue.
+func openState(v []byte) (status Status, own treemath.LeafIndex, reinit []byte, err error) {
+	d := newEnvDecoder(v)
+	d.open(stateVersion, 3)
+	status = Status(d.uint(math.MaxUint8))
+	own = treemath.LeafIndex(d.uint(math.MaxUint32))
+	if !d.isNil() {
+		reinit = d.bin(-1)
+	}
+	return status, own, reinit, d.finish()
 }
 
 // treeChunk is the number of nodes per tree record for a tree of width
@@ -181,10 +281,27 @@ func (g *Group) treeChunkValue(cs, k uint32) []byte {
 }
 
 func (g *Group) logTreeSize(cs uint32) {
-	w := codec.NewWriter(8)
-	w.Uint32(uint32(g.tree.LeafCount()))
-	w.Uint32(cs)
-	g.log.put(GroupScope, Public, "tree/size", w.Bytes())
+	g.log.own(GroupScope, Public, "tree/size", treeSizeValue(uint32(g.tree.LeafCount()), cs))
+}
+
+// treeSizeValue is the tree/size record:
+//
+//	[treeSizeVersion, leaf count uint, chunk size uint]
+func treeSizeValue(leaves, cs uint32) []byte {
+	return envelope(func(e *envEncoder) {
+		e.array(3)
+		e.uint(treeSizeVersion)
+		e.uint(uint64(leaves))
+		e.uint(uint64(cs))
+	})
+}
+
+// openTreeSize decodes a record written by treeSizeValue.
+func openTreeSize(v []byte) (leaves, cs uint32, err error) {
+	d := newEnvDecoder(v)
+	d.open(treeSizeVersion, 2)
+	leaves, cs = uint32(d.uint(math.MaxUint32)), uint32(d.uint(math.MaxUint32))
+	return leaves, cs, d.finish()
 }
 
 // logFullTree logs every tree record, deleting those of the previous
@@ -196,7 +313,7 @@ func (g *Group) logFullTree() {
 	w := g.tree.Width()
 	cs := treeChunk(w)
 	for k := uint32(0); uint64(k)*uint64(cs) < uint64(w); k++ {
-		g.log.put(GroupScope, Public, treeChunkName(cs, k), g.treeChunkValue(cs, k))
+		g.log.own(GroupScope, Public, treeChunkName(cs, k), g.treeChunkValue(cs, k))
 	}
 	g.logTreeSize(cs)
 	g.storedCS, g.storedWidth = cs, w
@@ -218,7 +335,7 @@ func (g *Group) logTreeChanges() {
 	}
 	for k := range chunks {
 		if uint64(k)*uint64(cs) < uint64(w) {
-			g.log.put(GroupScope, Public, treeChunkName(cs, k), g.treeChunkValue(cs, k))
+			g.log.own(GroupScope, Public, treeChunkName(cs, k), g.treeChunkValue(cs, k))
 		}
 	}
 	for k := uint32(0); uint64(k)*uint64(cs) < uint64(g.storedWidth); k++ {
@@ -231,16 +348,50 @@ func (g *Group) logTreeChanges() {
 	g.tree.ResetChanged()
 }
 
-// logPast logs the public records of a retained past epoch.
+// logPast logs the public records of a retained past epoch: its context
+// and the signature keys of its leaves, which verify its late messages
+// (§6.1), in chunks of pastChunk leaves.
 func (g *Group) logPast(m *msgEpoch) {
-	g.log.put(GroupScope, Public, pastName(m.epoch, "context"), m.ctx.Bytes())
+	g.log.own(GroupScope, Public, pastName(m.epoch, "context"), m.ctx.Bytes())
 	for k := 0; k*pastChunk < len(m.sigKeys); k++ {
-		w := codec.NewWriter(pastChunk * 34)
-		for _, sk := range m.sigKeys[k*pastChunk : min((k+1)*pastChunk, len(m.sigKeys))] {
-			w.Optional(sk != nil, func(w *codec.Writer) { w.VarBytes(sk) })
-		}
-		g.log.put(GroupScope, Public, pastName(m.epoch, "members/"+strconv.Itoa(k)), w.Bytes())
+		keys := m.sigKeys[k*pastChunk : min((k+1)*pastChunk, len(m.sigKeys))]
+		g.log.own(GroupScope, Public, pastName(m.epoch, "members/"+strconv.Itoa(k)), pastMembersValue(keys))
 	}
+}
+
+// pastMembersValue is a past/<e>/members/<k> record: the signature keys
+// of at most pastChunk leaves, nil for a blank leaf:
+//
+//	[pastMembersVersion, [?bin signature_key, ...]]
+func pastMembersValue(keys [][]byte) []byte {
+	return envelope(func(e *envEncoder) {
+		e.array(2)
+		e.uint(pastMembersVersion)
+		e.array(len(keys))
+		for _, sk := range keys {
+			if sk == nil {
+				e.nil()
+			} else {
+				e.bin(sk)
+			}
+		}
+	})
+}
+
+// openPastMembers decodes a past/<e>/members/<k> record (logPast).
+func openPastMembers(v []byte) ([][]byte, error) {
+	d := newEnvDecoder(v)
+	d.open(pastMembersVersion, 1)
+	n := d.array(pastChunk)
+	keys := make([][]byte, 0, n)
+	for range n {
+		var sk []byte
+		if !d.isNil() {
+			sk = d.bin(-1)
+		}
+		keys = append(keys, sk)
+	}
+	return keys, d.finish()
 }
 
 func (g *Group) unlogPast(m *msgEpoch) {
@@ -261,7 +412,7 @@ func privRecords(suite *ciphersuite.Suite, ps *treekem.PrivateState) map[string]
 	add := func(n treemath.NodeIndex, k *ciphersuite.HPKEPrivateKey) {
 		h := suite.Hash(k.PublicKey())
 		kb := k.Bytes()
-		out["hpke/"+strconv.FormatUint(uint64(n), 10)+"/"+hex.EncodeToString(h[:8])] = slices.Clone(kb.Bytes())
+		out["hpke/"+strconv.FormatUint(uint64(n), 10)+"/"+hex.EncodeToString(h[:8])] = valueEnvelope(valueVersion, kb.Bytes())
 		kb.Clear()
 	}
 	add(treemath.NodeIndex(2*uint32(ps.Leaf())), ps.LeafKey())
@@ -271,28 +422,109 @@ func privRecords(suite *ciphersuite.Suite, ps *treekem.PrivateState) map[string]
 	return out
 }
 
+// logPending logs the own pending commit: its AuthenticatedContent, and
+// the secrets that cannot be recomputed from it because they came from
+// the randomness of the commit (§12.4: the commit secret, and the new
+// TreeKEM private keys of the committer's path).
 func (g *Group) logPending() {
 	pc := g.pending
-	g.log.put(GroupScope, Public, "pending-commit", pc.ac.Bytes())
-	w := codec.NewWriter(256)
-	w.Uint8(stateVersion)
-	w.VarBytes(pc.commitSecret.Bytes())
-	priv := pc.staged.priv
-	w.Uint32(uint32(priv.Leaf()))
+	g.log.own(GroupScope, Public, "pending-commit", pc.ac.Bytes())
+	g.log.own(GroupScope, KeyMaterial, "pending-commit/secrets", pendingSecretsValue(pc.commitSecret, pc.staged.priv))
+}
+
+// pendingSecretsValue is the pending-commit/secrets record:
+//
+//	[pendingSecretsVersion, bin commit_secret, leaf uint, bin leaf key,
+//	 [[node uint, bin key], ...]]
+func pendingSecretsValue(commitSecret secret.Secret, priv *treekem.PrivateState) []byte {
 	lk := priv.LeafKey().Bytes()
-	w.VarBytes(lk.Bytes())
-	lk.Clear()
-	w.Vector(func(w *codec.Writer) {
-		for _, nk := range priv.Nodes() {
-			w.Uint32(uint32(nk.Node))
-			kb := nk.Key.Bytes()
-			w.VarBytes(kb.Bytes())
-			kb.Clear()
+	defer lk.Clear()
+	nodes := priv.Nodes()
+	keys := make([]secret.Secret, len(nodes))
+	for i, nk := range nodes {
+		keys[i] = nk.Key.Bytes()
+	}
+	defer func() {
+		for i := range keys {
+			keys[i].Clear()
+		}
+	}()
+	return envelope(func(e *envEncoder) {
+		e.array(5)
+		e.uint(pendingSecretsVersion)
+		e.bin(commitSecret.Bytes())
+		e.uint(uint64(priv.Leaf()))
+		e.bin(lk.Bytes())
+		e.array(len(nodes))
+		for i, nk := range nodes {
+			e.array(2)
+			e.uint(uint64(nk.Node))
+			e.bin(keys[i].Bytes())
 		}
 	})
-	v := w.Bytes()
-	g.log.put(GroupScope, KeyMaterial, "pending-commit/secrets", v)
-	clear(v)
+}
+
+// openPendingSecrets decodes the pending-commit/secrets record
+// (logPending).
+func openPendingSecrets(suite *ciphersuite.Suite, v []byte) (secret.Secret, *treekem.PrivateState, error) {
+	d := newEnvDecoder(v)
+	d.open(pendingSecretsVersion, 4)
+	// Empty for a commit without a path: the key schedule then uses the
+	// zero vector (§8).
+	commitSecret := d.secret(-1)
+	if l := commitSecret.Len(); l != 0 && l != suite.HashLen() {
+		d.fail("commit secret of %d bytes", l)
+	}
+	leaf := treemath.LeafIndex(d.uint(math.MaxUint32))
+	lk := d.secret(-1)
+	defer lk.Clear()
+	n := d.array(math.MaxUint16)
+	type nodeKey struct {
+		node uint64
+		key  secret.Secret
+	}
+	raw := make([]nodeKey, 0, n)
+	defer func() {
+		for i := range raw {
+			raw[i].key.Clear()
+		}
+	}()
+	for range n {
+		if d.array(2) != 2 {
+			d.fail("node key of the wrong length")
+		}
+		node := d.uint(math.MaxUint32)
+		k := d.secret(-1)
+		raw = append(raw, nodeKey{node, k})
+	}
+	if err := d.finish(); err != nil {
+		commitSecret.Clear()
+		return secret.Secret{}, nil, err
+	}
+	leafKey, err := suite.ParseHPKEPrivateKey(lk.Bytes())
+	if err != nil {
+		commitSecret.Clear()
+		return secret.Secret{}, nil, err
+	}
+	nodes := make([]treekem.NodeKey, 0, len(raw))
+	for _, nk := range raw {
+		k, err := suite.ParseHPKEPrivateKey(nk.key.Bytes())
+		if err != nil {
+			commitSecret.Clear()
+			return secret.Secret{}, nil, err
+		}
+		nodes = append(nodes, treekem.NodeKey{Node: treemath.NodeIndex(nk.node), Key: k})
+	}
+	priv, err := treekem.NewPrivateState(suite, leaf, leafKey, nodes)
+	if err == nil && !slices.EqualFunc(priv.Nodes(), nodes, func(a, b treekem.NodeKey) bool { return a.Node == b.Node }) {
+		// pendingSecretsValue writes them in the state's order.
+		err = fmt.Errorf("node keys out of order")
+	}
+	if err != nil {
+		commitSecret.Clear()
+		return secret.Secret{}, nil, err
+	}
+	return commitSecret, priv, nil
 }
 
 func (g *Group) unlogPending() {
@@ -378,26 +610,21 @@ func (rs *restorer) restore(cfg *Config, signer *ciphersuite.SigningKey) (*Group
 	if err != nil {
 		return nil, err
 	}
-	r := codec.NewReader(v)
-	if r.Uint8() != stateVersion {
-		return nil, corrupt("state", fmt.Errorf("unknown version"))
-	}
-	g.status = Status(r.Uint8())
-	g.own = treemath.LeafIndex(r.Uint32())
-	r.Optional(func(r *codec.Reader) {
-		g.reinit = &wire.ReInit{}
-		g.reinit.UnmarshalMLS(r)
-	})
-	if err := r.Finish(); err != nil || g.status < StatusActive || g.status > StatusReInit {
-		return nil, corrupt("state", fmt.Errorf("%v", err))
-	}
-	if g.interim, err = rs.need(rs.pub, "transcript/interim"); err != nil {
+	if err := g.restoreState(v); err != nil {
 		return nil, err
 	}
-	if g.confTag, err = rs.need(rs.pub, "confirmation-tag"); err != nil {
+	if v, err = rs.need(rs.pub, "transcript/interim"); err != nil {
 		return nil, err
 	}
-	g.interim, g.confTag = slices.Clone(g.interim), slices.Clone(g.confTag)
+	if g.interim, err = openValueEnvelope(v, valueVersion, suite.HashLen()); err != nil {
+		return nil, corrupt("transcript/interim", err)
+	}
+	if v, err = rs.need(rs.pub, "confirmation-tag"); err != nil {
+		return nil, err
+	}
+	if g.confTag, err = openValueEnvelope(v, valueVersion, suite.HashLen()); err != nil {
+		return nil, corrupt("confirmation-tag", err)
+	}
 
 	// tree
 	if err := rs.restoreTree(g); err != nil {
@@ -421,10 +648,14 @@ func (rs *restorer) restore(cfg *Config, signer *ciphersuite.SigningKey) (*Group
 	for name, v := range rs.key {
 		if e, ok := strings.CutPrefix(name, "resumption/"); ok {
 			n, err := strconv.ParseUint(e, 10, 64)
-			if err != nil || len(v) != suite.HashLen() {
-				return nil, corrupt(name, fmt.Errorf("bad record"))
+			if err != nil {
+				return nil, corrupt(name, err)
 			}
-			g.resumption = append(g.resumption, resumptionPSK{epoch: n, psk: secret.Copy(v)})
+			psk, err := openSecretEnvelope(v, valueVersion, suite.HashLen())
+			if err != nil {
+				return nil, corrupt(name, err)
+			}
+			g.resumption = append(g.resumption, resumptionPSK{epoch: n, psk: psk})
 		}
 	}
 	slices.SortFunc(g.resumption, func(a, b resumptionPSK) int { return cmp.Compare(a.epoch, b.epoch) })
@@ -448,14 +679,18 @@ func (rs *restorer) restore(cfg *Config, signer *ciphersuite.SigningKey) (*Group
 			continue
 		}
 		rb, err := hex.DecodeString(ref)
-		if err != nil || len(v) < 4 {
-			return nil, corrupt(name, fmt.Errorf("bad record"))
-		}
-		ac, err := wire.Unmarshal[wire.AuthenticatedContent](v[4:])
 		if err != nil {
 			return nil, corrupt(name, err)
 		}
-		qs = append(qs, seqd{seq: uint32(v[0])<<24 | uint32(v[1])<<16 | uint32(v[2])<<8 | uint32(v[3]), q: &queuedProposal{ref: rb, ac: ac}})
+		seq, acb, err := openQueued(v)
+		if err != nil {
+			return nil, corrupt(name, err)
+		}
+		ac, err := wire.Unmarshal[wire.AuthenticatedContent](acb)
+		if err != nil {
+			return nil, corrupt(name, err)
+		}
+		qs = append(qs, seqd{seq: seq, q: &queuedProposal{ref: rb, ac: ac}})
 	}
 	slices.SortFunc(qs, func(a, b seqd) int { return cmp.Compare(a.seq, b.seq) })
 	for _, s := range qs {
@@ -466,7 +701,7 @@ func (rs *restorer) restore(cfg *Config, signer *ciphersuite.SigningKey) (*Group
 		if !ok {
 			continue
 		}
-		k, err := suite.ParseHPKEPrivateKey(v)
+		k, err := openPrivateKey(suite, v)
 		if err != nil {
 			return nil, corrupt(name, err)
 		}
@@ -484,29 +719,57 @@ func (rs *restorer) restore(cfg *Config, signer *ciphersuite.SigningKey) (*Group
 	return g, nil
 }
 
+// restoreState decodes the state record (logState).
+func (g *Group) restoreState(v []byte) error {
+	var reinit []byte
+	var err error
+	if g.status, g.own, reinit, err = openState(v); err != nil {
+		return corrupt("state", err)
+	}
+	if g.status < StatusActive || g.status > StatusReInit {
+		return corrupt("state", fmt.Errorf("status %d", g.status))
+	}
+	if reinit != nil {
+		if g.reinit, err = wire.Unmarshal[wire.ReInit](reinit); err != nil {
+			return corrupt("state", err)
+		}
+	}
+	return nil
+}
+
 func (rs *restorer) restoreTree(g *Group) error {
 	v, err := rs.need(rs.pub, "tree/size")
 	if err != nil {
 		return err
 	}
-	r := codec.NewReader(v)
-	n, cs := r.Uint32(), r.Uint32()
-	if err := r.Finish(); err != nil || n == 0 || cs == 0 {
-		return corrupt("tree/size", fmt.Errorf("%v", err))
+	leaves, chunk, err := openTreeSize(v)
+	if err != nil {
+		return corrupt("tree/size", err)
 	}
-	width := uint64(2*n - 1)
-	nodes := make(wire.RatchetTree, width)
-	for k := uint64(0); k*uint64(cs) < width; k++ {
-		name := treeChunkName(cs, uint32(k))
+	n, cs := uint64(leaves), uint64(chunk)
+	// logTreeChanges keeps the tree in at most maxTreeRecords records;
+	// more would let a corrupt size make this loop run for long.
+	width := 2*n - 1
+	if n == 0 || cs == 0 || (width+cs-1)/cs > maxTreeRecords {
+		return corrupt("tree/size", fmt.Errorf("%d leaves in chunks of %d nodes", n, cs))
+	}
+	// The nodes slice grows with the nodes the records hold, not with the
+	// size the tree/size record claims.
+	var nodes wire.RatchetTree
+	for k := uint64(0); k*cs < width; k++ {
+		name := treeChunkName(uint32(cs), uint32(k))
 		v, ok := rs.pub[name]
 		if !ok {
 			continue
 		}
 		r := codec.NewReader(v)
-		for x := k * uint64(cs); x < min((k+1)*uint64(cs), width) && !r.Empty(); x++ {
+		for x := k * cs; x < min((k+1)*cs, width) && !r.Empty(); x++ {
 			r.Optional(func(r *codec.Reader) {
 				nd := &wire.Node{}
 				nd.UnmarshalMLS(r)
+				if uint64(len(nodes)) <= x {
+					nodes = append(nodes, make(wire.RatchetTree, x+1-uint64(len(nodes)))...)
+				}
 				nodes[x] = nd
 			})
 		}
@@ -522,7 +785,7 @@ func (rs *restorer) restoreTree(g *Group) error {
 		return corrupt("tree", err)
 	}
 	g.tree = t
-	g.storedCS, g.storedWidth = cs, t.Width()
+	g.storedCS, g.storedWidth = uint32(cs), t.Width()
 	t.ResetChanged()
 	return nil
 }
@@ -546,7 +809,11 @@ func (rs *restorer) restoreMessages(g *Group) error {
 	}
 	slices.Sort(sorted)
 	for _, e := range sorted {
-		m := &msgEpoch{epoch: e, senderData: secret.Copy(rs.key[epochName(e, "sender-data")])}
+		sd, err := openSecretEnvelope(rs.key[epochName(e, "sender-data")], valueVersion, g.suite.HashLen())
+		if err != nil {
+			return corrupt(epochName(e, "sender-data"), err)
+		}
+		m := &msgEpoch{epoch: e, senderData: sd}
 		leaves := g.tree.LeafCount()
 		if e != g.ctx.Epoch || g.status == StatusRemoved {
 			v, err := rs.need(rs.pub, pastName(e, "context"))
@@ -557,23 +824,22 @@ func (rs *restorer) restoreMessages(g *Group) error {
 				return corrupt(pastName(e, "context"), err)
 			}
 			for k := 0; ; k++ {
-				v, ok := rs.pub[pastName(e, "members/"+strconv.Itoa(k))]
+				name := pastName(e, "members/"+strconv.Itoa(k))
+				v, ok := rs.pub[name]
 				if !ok {
 					break
 				}
-				r := codec.NewReader(v)
-				for !r.Empty() {
-					var sk []byte
-					r.Optional(func(r *codec.Reader) { sk = r.VarBytes() })
-					m.sigKeys = append(m.sigKeys, sk)
+				keys, err := openPastMembers(v)
+				if err == nil && len(m.sigKeys) != k*pastChunk {
+					err = fmt.Errorf("follows a chunk of fewer than %d leaves", pastChunk)
 				}
-				if err := r.Finish(); err != nil {
-					return corrupt("past members", err)
+				if err != nil {
+					return corrupt(name, err)
 				}
+				m.sigKeys = append(m.sigKeys, keys...)
 			}
 			leaves = treemath.LeafCount(len(m.sigKeys))
 		}
-		var err error
 		m.tree, err = restoreMsgTree(g.suite, e, leaves, g.cfg.tolerance(), g.cfg.maxForward(), rs.keyRecords, g.log)
 		if err != nil {
 			return err
@@ -604,7 +870,7 @@ func (rs *restorer) restorePriv(g *Group) error {
 		if err != nil {
 			return corrupt(name, err)
 		}
-		k, err := g.suite.ParseHPKEPrivateKey(v)
+		k, err := openPrivateKey(g.suite, v)
 		if err != nil {
 			return corrupt(name, err)
 		}
@@ -641,38 +907,8 @@ func (rs *restorer) restorePending(g *Group, acBytes []byte) error {
 	if err != nil {
 		return err
 	}
-	r := codec.NewReader(v)
-	ver := r.Uint8()
-	commitSecret := secret.Copy(r.VarBytes())
-	leaf := treemath.LeafIndex(r.Uint32())
-	lk := r.VarBytes()
-	var nodes []treekem.NodeKey
-	var perr error
-	r.VectorEach(func(r *codec.Reader) {
-		n := treemath.NodeIndex(r.Uint32())
-		kb := r.VarBytes()
-		if r.Err() != nil {
-			return
-		}
-		k, err := g.suite.ParseHPKEPrivateKey(kb)
-		if err != nil {
-			perr = err
-			return
-		}
-		nodes = append(nodes, treekem.NodeKey{Node: n, Key: k})
-	})
-	if err := r.Finish(); err != nil || ver != stateVersion || perr != nil {
-		commitSecret.Clear()
-		return corrupt("pending-commit/secrets", fmt.Errorf("%v %v", err, perr))
-	}
-	leafKey, err := g.suite.ParseHPKEPrivateKey(lk)
+	commitSecret, priv, err := openPendingSecrets(g.suite, v)
 	if err != nil {
-		commitSecret.Clear()
-		return corrupt("pending-commit/secrets", err)
-	}
-	priv, err := treekem.NewPrivateState(g.suite, leaf, leafKey, nodes)
-	if err != nil {
-		commitSecret.Clear()
 		return corrupt("pending-commit/secrets", err)
 	}
 	if err := g.restagePending(ac, commitSecret, priv); err != nil {
@@ -680,6 +916,17 @@ func (rs *restorer) restorePending(g *Group, acBytes []byte) error {
 		return corrupt("pending-commit", err)
 	}
 	return nil
+}
+
+// openPrivateKey decodes the record of one HPKE private key (hpke/...,
+// pending-update/...).
+func openPrivateKey(suite *ciphersuite.Suite, v []byte) (*ciphersuite.HPKEPrivateKey, error) {
+	kb, err := openSecretEnvelope(v, valueVersion, -1)
+	if err != nil {
+		return nil, err
+	}
+	defer kb.Clear()
+	return suite.ParseHPKEPrivateKey(kb.Bytes())
 }
 
 // restagePending recomputes the epoch of the member's own pending commit.

@@ -4,7 +4,6 @@ import (
 	"fmt"
 
 	"github.com/mlsengine/mlsengine/mls/ciphersuite"
-	"github.com/mlsengine/mlsengine/mls/codec"
 	"github.com/mlsengine/mlsengine/mls/keyschedule"
 	"github.com/mlsengine/mlsengine/mls/secret"
 )
@@ -128,32 +127,35 @@ func (s *epochSecrets) externalInit(kemOutput []byte) (*keyschedule.InitSecret, 
 	return keyschedule.ExternalInitReceiver(s.suite, priv, kemOutput)
 }
 
-// marshal encodes the secrets as a key-material record: one opaque<V>
-// each, in the order of all.
+// marshal encodes the secrets as the epoch/<e>/secrets record, a bin of
+// Nh bytes each, in the order of all:
+//
+//	[epochSecretsVersion, bin exporter, bin external, bin confirmation,
+//	 bin membership, bin authenticator, bin init]
 func (s *epochSecrets) marshal() []byte {
-	w := codec.NewWriter(6 * (s.suite.HashLen() + 1))
-	for _, p := range s.all() {
-		w.VarBytes(p.Bytes())
-	}
-	return w.Bytes()
+	all := s.all()
+	return envelope(func(e *envEncoder) {
+		e.array(1 + len(all))
+		e.uint(epochSecretsVersion)
+		for _, p := range all {
+			e.bin(p.Bytes())
+		}
+	})
 }
 
-// unmarshalEpochSecrets decodes a record written by marshal.
+// unmarshalEpochSecrets decodes a record written by marshal. The secrets
+// are copies: nothing refers to b afterwards.
 func unmarshalEpochSecrets(suite *ciphersuite.Suite, b []byte) (*epochSecrets, error) {
 	s := &epochSecrets{suite: suite}
-	r := codec.NewReader(b)
-	for _, p := range s.all() {
-		*p = secret.New(r.VarBytes())
+	all := s.all()
+	d := newEnvDecoder(b)
+	d.open(epochSecretsVersion, len(all))
+	for _, p := range all {
+		*p = d.secret(suite.HashLen())
 	}
-	if err := r.Finish(); err != nil {
+	if err := d.finish(); err != nil {
 		s.clear()
-		return nil, fmt.Errorf("%w: epoch secrets: %w", ErrCorruptState, err)
-	}
-	for _, p := range s.all() {
-		if p.Len() != suite.HashLen() {
-			s.clear()
-			return nil, fmt.Errorf("%w: epoch secret of %d bytes", ErrCorruptState, p.Len())
-		}
+		return nil, corrupt("epoch secrets", err)
 	}
 	return s, nil
 }

@@ -228,7 +228,7 @@ func (g *Group) advance(sc *StagedCommit) error {
 	g.own = sc.priv.Leaf()
 	g.setPriv(sc.priv)
 	g.secrets = sc.secrets
-	g.log.put(GroupScope, KeyMaterial, epochName(g.ctx.Epoch, "secrets"), g.secrets.marshal())
+	g.log.own(GroupScope, KeyMaterial, epochName(g.ctx.Epoch, "secrets"), g.secrets.marshal())
 	if err := g.startMessages(sc.senderData, sc.encryption); err != nil {
 		return err
 	}
@@ -276,7 +276,7 @@ func (g *Group) startMessages(senderData, encryption secret.Secret) error {
 		return err
 	}
 	g.cur = &msgEpoch{epoch: g.ctx.Epoch, senderData: senderData, tree: t}
-	g.log.put(GroupScope, KeyMaterial, epochName(g.ctx.Epoch, "sender-data"), senderData.Bytes())
+	g.logSenderData(g.ctx.Epoch, senderData)
 	return nil
 }
 
@@ -314,7 +314,7 @@ func (g *Group) dropMessages(m *msgEpoch) {
 // beyond NumberOfResumptionPSKs past epochs (§8.6).
 func (g *Group) addResumption(epoch uint64, psk secret.Secret) {
 	g.resumption = append(g.resumption, resumptionPSK{epoch: epoch, psk: psk})
-	g.log.put(GroupScope, KeyMaterial, resumptionName(epoch), psk.Bytes())
+	g.logResumption(epoch, psk)
 	for len(g.resumption) > max(g.cfg.NumberOfResumptionPSKs, 0)+1 {
 		g.resumption[0].psk.Clear()
 		g.log.del(GroupScope, KeyMaterial, resumptionName(g.resumption[0].epoch))
@@ -335,9 +335,10 @@ func (g *Group) setPriv(ps *treekem.PrivateState) {
 	}
 	for name, v := range nw {
 		if _, ok := old[name]; !ok {
-			g.log.put(GroupScope, KeyMaterial, name, v)
+			g.log.own(GroupScope, KeyMaterial, name, v)
+		} else {
+			clear(v)
 		}
-		clear(v)
 	}
 	if g.priv != nil && g.priv != ps {
 		g.priv.Clear()
