@@ -53,9 +53,9 @@
 //
 // Besides the records of package group, the engine keeps:
 //
-//	Scope   Class        Name               Value
-//	group   Public       engine             msgpack {v: 1, suite: uint16, signer: hex SHA-256 of the signature public key}
-//	client  KeyMaterial  signature/<hex>    msgpack {v: 1, suite: uint16, key: bin private key}
+//	Scope   Class        Name               Value (msgpack array, element 0 the version)
+//	group   Public       engine             [1, suite uint, signer str: hex SHA-256 of the signature public key]
+//	client  KeyMaterial  signature/<hex>    [1, suite uint, private key bin]
 //
 // The signature key is stored once per client and shared by the groups and
 // key packages that use it; DeleteSignatureKey removes it.

@@ -113,7 +113,7 @@ func newHandle(store storage.Backend, c *Config, signer *ciphersuite.SigningKey,
 		store:  store,
 		cfg:    *c,
 		signer: signer,
-		meta:   meta{V: recordVersion, Suite: uint16(g.Suite().ID()), Signer: signerRef(signer.PublicKey())},
+		meta:   meta{Suite: uint16(g.Suite().ID()), Signer: signerRef(signer.PublicKey())},
 		id:     id,
 		log:    c.logger(),
 		g:      g,
@@ -250,11 +250,14 @@ func (h *Group) Reload(ctx context.Context) error {
 
 var errDeleted = fmt.Errorf("%w: group deleted", ErrHandleBroken)
 
-// Store writes the handle's whole state, replacing the stored one (fenced
-// by the version, like every write): records that differ are rewritten,
-// missing ones added, stored ones the state no longer has deleted. Every
-// operation already stores its changes; Store is for repairing a store
-// whose records were lost or tampered with.
+// Store writes the handle's whole state over the stored one (fenced by
+// the version, like every write): public records that differ are
+// rewritten (in the current encoding), missing records added, and stored
+// records the state no longer has deleted. Key material already stored
+// under a name is left as it is (it is write-once, and decodes). Every
+// operation already stores its changes: Store is for rewriting a group's
+// records after an upgrade of their encoding; CopyTo moves a group to
+// another backend.
 func (h *Group) Store(ctx context.Context) error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -288,9 +291,8 @@ func (h *Group) Store(ctx context.Context) error {
 	return nil
 }
 
-// diffUnit builds the unit that turns stored into want. Key material is
-// write-once: a stored secret with the same name but another value is
-// deleted in this unit and written in the next Store.
+// diffUnit builds the unit that turns stored into want, except for key
+// material stored under the same name, which is write-once.
 func diffUnit(id []byte, version uint64, stored, want []storage.Record) *storage.Unit {
 	have := make(map[storage.Key][]byte, len(stored))
 	for _, r := range stored {
@@ -304,11 +306,8 @@ func diffUnit(id []byte, version uint64, stored, want []storage.Record) *storage
 		switch {
 		case !ok:
 			u.Puts = append(u.Puts, r)
-		case string(old) == string(r.Value):
-		case r.Key.Class == storage.Public:
+		case r.Key.Class == storage.Public && string(old) != string(r.Value):
 			u.Puts = append(u.Puts, r)
-		default:
-			u.Deletes = append(u.Deletes, r.Key)
 		}
 	}
 	for _, r := range stored {

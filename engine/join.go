@@ -188,4 +188,3 @@ func JoinGroup(ctx context.Context, store storage.Backend, msg *wire.MLSMessage,
 	h.log.Info("joined group", "group", h.logID(), "epoch", g.Epoch(), "last_resort", b.LastResort())
 	return h, nil
 }
-

@@ -27,28 +27,59 @@ const (
 // meta is the engine's public record of a group: what LoadGroup needs
 // before package group can restore it.
 type meta struct {
-	V      uint8  `msgpack:"v"`
-	Suite  uint16 `msgpack:"suite"`
-	Signer string `msgpack:"signer"`
+	Suite  uint16
+	Signer string // hex SHA-256 of the signature public key
 }
 
+// The engine's records are msgpack arrays whose element 0 is the layout's
+// version, like package group's envelopes (see mls/group/envelope.go):
+//
+//	engine            [1, suite uint16, signer str (64 hex digits)]
+//	signature/<hex>   [1, suite uint16, private key bin]
 func (m *meta) record(groupID []byte) storage.Record {
-	b, err := msgpack.Marshal(m)
-	if err != nil {
-		panic("engine: encoding meta record: " + err.Error()) // a fixed struct always encodes
+	var buf bytes.Buffer
+	enc := msgpack.NewEncoder(&buf)
+	// A bytes.Buffer never fails a write.
+	_ = enc.EncodeArrayLen(3)
+	_ = enc.EncodeUint(recordVersion)
+	_ = enc.EncodeUint(uint64(m.Suite))
+	_ = enc.EncodeString(m.Signer)
+	return storage.Record{Key: storage.Key{Scope: storage.GroupScope(groupID), Class: storage.Public, Name: metaName}, Value: buf.Bytes()}
+}
+
+// openRecord decodes the header of an engine record: an array of n
+// elements whose first is recordVersion.
+func openRecord(b []byte, n int) (*msgpack.Decoder, error) {
+	dec := msgpack.NewDecoder(bytes.NewReader(b))
+	l, err := dec.DecodeArrayLen()
+	if err != nil || l != n {
+		return nil, fmt.Errorf("not an array of %d", n)
 	}
-	return storage.Record{Key: storage.Key{Scope: storage.GroupScope(groupID), Class: storage.Public, Name: metaName}, Value: b}
+	if v, err := dec.DecodeUint(); err != nil || v != recordVersion {
+		return nil, fmt.Errorf("unknown version")
+	}
+	return dec, nil
+}
+
+// finishRecord checks that nothing follows the record's array.
+func finishRecord(dec *msgpack.Decoder) error {
+	if _, err := dec.PeekCode(); err == nil {
+		return fmt.Errorf("trailing bytes")
+	}
+	return nil
 }
 
 func decodeMeta(b []byte) (*meta, error) {
-	var m meta
-	if err := msgpack.Unmarshal(b, &m); err != nil {
+	dec, err := openRecord(b, 3)
+	if err != nil {
 		return nil, fmt.Errorf("%w: %s: %w", ErrCorruptRecord, metaName, err)
 	}
-	if m.V != recordVersion || len(m.Signer) != 2*sha256.Size {
-		return nil, fmt.Errorf("%w: %s: version %d", ErrCorruptRecord, metaName, m.V)
+	suite, err1 := dec.DecodeUint16()
+	signer, err2 := dec.DecodeString()
+	if err := errors.Join(err1, err2, finishRecord(dec)); err != nil || len(signer) != 2*sha256.Size {
+		return nil, fmt.Errorf("%w: %s: %v", ErrCorruptRecord, metaName, err)
 	}
-	return &m, nil
+	return &meta{Suite: suite, Signer: signer}, nil
 }
 
 // signerRef names a signature key by the SHA-256 of its public key, so
@@ -68,32 +99,28 @@ func encodeSigner(suite ciphersuite.ID, k *ciphersuite.SigningKey) []byte {
 	priv := k.Bytes()
 	defer priv.Clear()
 	var buf bytes.Buffer
-	buf.Grow(priv.Len() + 32)
+	buf.Grow(priv.Len() + 16)
 	enc := msgpack.NewEncoder(&buf)
-	// Errors of a bytes.Buffer encoder are impossible.
-	_ = enc.EncodeMapLen(3)
-	_ = enc.EncodeString("v")
-	_ = enc.EncodeUint8(recordVersion)
-	_ = enc.EncodeString("suite")
-	_ = enc.EncodeUint16(uint16(suite))
-	_ = enc.EncodeString("key")
+	_ = enc.EncodeArrayLen(3)
+	_ = enc.EncodeUint(recordVersion)
+	_ = enc.EncodeUint(uint64(suite))
 	_ = enc.EncodeBytes(priv.Bytes())
 	return buf.Bytes()
 }
 
 func decodeSigner(b []byte) (*ciphersuite.SigningKey, error) {
-	var rec struct {
-		V     uint8  `msgpack:"v"`
-		Suite uint16 `msgpack:"suite"`
-		Key   []byte `msgpack:"key"`
+	dec, err := openRecord(b, 3)
+	if err != nil {
+		return nil, fmt.Errorf("%w: signature key record: %w", ErrCorruptRecord, err)
 	}
-	err := msgpack.Unmarshal(b, &rec)
-	key := secret.New(rec.Key)
+	id, err1 := dec.DecodeUint16()
+	raw, err2 := dec.DecodeBytes()
+	key := secret.New(raw)
 	defer key.Clear()
-	if err != nil || rec.V != recordVersion {
-		return nil, fmt.Errorf("%w: signature key record", ErrCorruptRecord)
+	if err := errors.Join(err1, err2, finishRecord(dec)); err != nil {
+		return nil, fmt.Errorf("%w: signature key record: %v", ErrCorruptRecord, err)
 	}
-	s, err := ciphersuite.Lookup(ciphersuite.ID(rec.Suite))
+	s, err := ciphersuite.Lookup(ciphersuite.ID(id))
 	if err != nil {
 		return nil, fmt.Errorf("%w: signature key record: %w", ErrCorruptRecord, err)
 	}
