@@ -40,7 +40,10 @@ var (
 // storageErr wraps a backend error: conflicts keep their identity, the
 // rest become ErrStorage failures. Backend errors carry keys, never values.
 func storageErr(op string, err error) error {
-	if errors.Is(err, storage.ErrConflict) {
+	// A conflict is another writer; an invalid unit is this engine's state
+	// not fitting the storage contract (a bug, or a group beyond the sizes
+	// the records are laid out for): retrying cannot help either.
+	if errors.Is(err, storage.ErrConflict) || errors.Is(err, storage.ErrInvalidUnit) {
 		return fmt.Errorf("engine: %s: %w", op, err)
 	}
 	return fmt.Errorf("%w: %s: %w", ErrStorage, op, err)

@@ -20,12 +20,14 @@ type ExternalJoinOptions = group.ExternalJoinOptions
 // If the group does not accept the commit, delete the group and join again
 // from a newer GroupInfo.
 //
-// With opts.Resync set, the member rejoins a group it has stored (for
-// instance after losing sync): the stored state is deleted first, then the
-// new one stored, in two units, because old and new may hold key material
-// under the same names. A crash between them leaves no state of the group,
-// and the commit is not yet sent, so joining again is all it takes.
-// Without Resync, a stored group of that id fails with ErrGroupExists.
+// A stored state of the same group is replaced when opts.Resync is set
+// (the member lost sync, §12.4.3.2) or when it is inactive (the member was
+// removed and rejoins, or the group was reinitialized); otherwise
+// JoinExternal fails with ErrGroupExists. The old state is deleted first,
+// then the new one stored, in two units, because old and new may hold key
+// material under the same names; a crash between them leaves no state of
+// the group, and the commit is not yet sent, so joining again is all it
+// takes.
 func JoinExternal(ctx context.Context, store storage.Backend, signer *ciphersuite.SigningKey, cfg *Config, cred wire.Credential, msg *wire.MLSMessage, opts *ExternalJoinOptions) (*Group, *wire.MLSMessage, error) {
 	c := orDefault(cfg)
 	if signer == nil {
@@ -34,12 +36,25 @@ func JoinExternal(ctx context.Context, store storage.Backend, signer *ciphersuit
 	if msg == nil || msg.GroupInfo == nil {
 		return nil, nil, fmt.Errorf("%w: not a GroupInfo", group.ErrInvalidGroupInfo)
 	}
+	// A stored state of the group is replaced when resyncing, or when it is
+	// of no more use (the member was removed, or the group reinitialized).
+	gid := msg.GroupInfo.GroupContext.GroupID
+	replace := false
+	switch old, err := LoadGroup(ctx, store, gid, &c); {
+	case errors.Is(err, storage.ErrGroupNotFound):
+	case err != nil && (opts == nil || opts.Resync == nil):
+		return nil, nil, err
+	case err != nil || (opts != nil && opts.Resync != nil) || !old.Active():
+		replace = true
+	default:
+		return nil, nil, fmt.Errorf("engine: group %x: %w", gid, ErrGroupExists)
+	}
 	g, commit, err := group.JoinExternal(&c.Config, msg.GroupInfo, c.identity(signer, cred), opts)
 	if err != nil {
 		return nil, nil, err
 	}
 	h := newHandle(store, &c, signer, g)
-	if opts != nil && opts.Resync != nil {
+	if replace {
 		if err := DeleteGroup(ctx, store, h.id); err != nil && !errors.Is(err, storage.ErrGroupNotFound) {
 			ch := g.TakeChanges()
 			ch.Clear()
@@ -66,17 +81,18 @@ func (h *Group) ownIdentity(c *Config) *group.Identity {
 
 // successor stores a group that a ReInit or branch of h created, and the
 // changes of h itself.
-func (h *Group) successor(ctx context.Context, cfg *Config, op string, f func(g *group.Group, id *group.Identity) (*group.Group, *CommitResult, error)) (*Group, *CommitResult, error) {
+func (h *Group) successor(ctx context.Context, cfg *Config, op string, f func(g *group.Group, id *group.Identity) (*group.Group, *group.CommitResult, error)) (*Group, *CommitResult, error) {
 	c := orDefault(cfg)
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.g == nil {
 		return nil, nil, h.err
 	}
-	ng, res, err := f(h.g, h.ownIdentity(&c))
+	ng, r, err := f(h.g, h.ownIdentity(&c))
 	if err != nil {
 		return nil, nil, err
 	}
+	res := &CommitResult{Commit: r.Commit, Welcome: r.Welcome, Epoch: ng.Epoch(), Added: r.Staged.Added()}
 	if err := h.persistLocked(ctx, op); err != nil {
 		ch := ng.TakeChanges()
 		ch.Clear()
@@ -95,7 +111,7 @@ func (h *Group) successor(ctx context.Context, cfg *Config, op string, f func(g 
 // returns the new group, in epoch 1, and the commit whose Welcome goes to
 // the others (they join with JoinOptions.Predecessor set to this group).
 func (h *Group) ReInit(ctx context.Context, cfg *Config, keyPackages []*wire.KeyPackage) (*Group, *CommitResult, error) {
-	return h.successor(ctx, cfg, "reinit", func(g *group.Group, id *group.Identity) (*group.Group, *CommitResult, error) {
+	return h.successor(ctx, cfg, "reinit", func(g *group.Group, id *group.Identity) (*group.Group, *group.CommitResult, error) {
 		c := orDefault(cfg)
 		return g.ReInit(&c.Config, id, keyPackages)
 	})
@@ -105,7 +121,7 @@ func (h *Group) ReInit(ctx context.Context, cfg *Config, keyPackages []*wire.Key
 // group id (cfg.GroupID, or random) and cfg.Extensions, adding the members
 // of keyPackages with a branch resumption PSK.
 func (h *Group) Branch(ctx context.Context, cfg *Config, keyPackages []*wire.KeyPackage) (*Group, *CommitResult, error) {
-	return h.successor(ctx, cfg, "branch", func(g *group.Group, id *group.Identity) (*group.Group, *CommitResult, error) {
+	return h.successor(ctx, cfg, "branch", func(g *group.Group, id *group.Identity) (*group.Group, *group.CommitResult, error) {
 		c := orDefault(cfg)
 		return g.Branch(&c.Config, id, c.GroupID, c.Extensions, keyPackages)
 	})

@@ -157,6 +157,12 @@ func (h *Group) create(ctx context.Context, extraDeletes []storage.Key) error {
 // returning, so that no result leaves the handle before its state is
 // stored.
 func (h *Group) do(ctx context.Context, op string, f func(g *group.Group) error) error {
+	return h.run(ctx, op, func(g *group.Group) (bool, error) { return true, f(g) })
+}
+
+// run is do for operations that decide whether their changes are stored
+// now (store) or with the next operation that stores.
+func (h *Group) run(ctx context.Context, op string, f func(g *group.Group) (store bool, err error)) error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.g == nil {
@@ -165,7 +171,8 @@ func (h *Group) do(ctx context.Context, op string, f func(g *group.Group) error)
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	if err := f(h.g); err != nil {
+	store, err := f(h.g)
+	if err != nil {
 		// Package group leaves the state unchanged on failure; if changes
 		// were logged anyway, the stored state is the truth.
 		if ch := h.g.TakeChanges(); !ch.Empty() {
@@ -173,6 +180,9 @@ func (h *Group) do(ctx context.Context, op string, f func(g *group.Group) error)
 			h.reloadLocked(ctx)
 		}
 		return err
+	}
+	if !store {
+		return nil
 	}
 	return h.persistLocked(ctx, op)
 }

@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"fmt"
 	"math/rand/v2"
+	"slices"
 	"testing"
 	"time"
 
@@ -116,13 +118,15 @@ func raw(t testing.TB, b storage.Inspector) [][]byte {
 }
 
 // rawDigest is a digest of everything a backend holds, to show that an
-// operation changed nothing.
+// operation changed nothing. RawContents has no order, so it is sorted.
 func rawDigest(t testing.TB, b storage.Inspector) [32]byte {
 	t.Helper()
 	h := sha256.New()
-	for _, v := range raw(t, b) {
+	rc := raw(t, b)
+	slices.SortFunc(rc, bytes.Compare)
+	for _, v := range rc {
+		fmt.Fprintf(h, "%d:", len(v))
 		h.Write(v)
-		h.Write([]byte{0xff})
 	}
 	var out [32]byte
 	h.Sum(out[:0])

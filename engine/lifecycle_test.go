@@ -122,3 +122,44 @@ func TestLoadOutcomes(t *testing.T) {
 		t.Fatalf("duplicate create: %v", err)
 	}
 }
+
+// TestStagedCommitAcrossReload: a member that processed a commit and then
+// reloaded (a crash, a conflict) before merging processes it again. With
+// encrypted handshakes, storing the used handshake key at Process would
+// make the second attempt a replay and strand the member.
+func TestStagedCommitAcrossReload(t *testing.T) {
+	ctx := context.Background()
+	for _, encrypt := range []bool{false, true} {
+		alice, bob := newMember(t, "alice", 81), newMember(t, "bob", 82)
+		alice.cfg.EncryptHandshake, bob.cfg.EncryptHandshake = encrypt, encrypt
+		alice.create(t, []byte("staged"))
+		res, err := alice.g.AddMembers(ctx, []*wire.KeyPackage{bob.keyPackage(t, false)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		alice.g.MergePendingCommit(ctx)
+		bob.join(t, res.Welcome)
+		res, err = alice.g.SelfUpdate(ctx, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		alice.g.MergePendingCommit(ctx)
+		v := bob.g.Version()
+		if _, err := bob.g.Process(ctx, res.Commit); err != nil {
+			t.Fatal(err)
+		}
+		if bob.g.Version() != v {
+			t.Fatalf("encrypt=%v: processing a commit stored something before its merge", encrypt)
+		}
+		bob.reload(t)
+		rm, err := bob.g.Process(ctx, res.Commit)
+		if err != nil {
+			t.Fatalf("encrypt=%v: the commit again after a reload: %v", encrypt, err)
+		}
+		if err := bob.g.MergeStagedCommit(ctx, rm.Commit); err != nil {
+			t.Fatal(err)
+		}
+		bob.reload(t)
+		mustAgree(t, alice, bob)
+	}
+}

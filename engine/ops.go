@@ -12,10 +12,16 @@ import (
 )
 
 // CommitResult is what a commit produces: the commit message for the
-// group, a Welcome for added members (nil if none), and the staged epoch
-// (group.StagedCommit). The group stays in its epoch until
-// MergePendingCommit.
-type CommitResult = group.CommitResult
+// group and a Welcome for added members (nil if none). The group stays in
+// its epoch until MergePendingCommit (or ClearPendingCommit).
+type CommitResult struct {
+	Commit  *wire.MLSMessage
+	Welcome *wire.MLSMessage
+	// Epoch is the epoch the commit creates.
+	Epoch uint64
+	// Added are the members the commit adds, with their leaves.
+	Added []group.AddedMember
+}
 
 // Commit commits the queued proposals and opts.Proposals (RFC 9420
 // §12.4.1) and stores the pending commit. Send the commit, then call
@@ -23,9 +29,15 @@ type CommitResult = group.CommitResult
 // ClearPendingCommit if another commit won.
 func (h *Group) Commit(ctx context.Context, opts *group.CommitOptions) (*CommitResult, error) {
 	var res *CommitResult
-	err := h.do(ctx, "commit", func(g *group.Group) (err error) {
-		res, err = g.Commit(opts)
-		return err
+	err := h.do(ctx, "commit", func(g *group.Group) error {
+		r, err := g.Commit(opts)
+		if err != nil {
+			return err
+		}
+		// The staged commit stays inside: discarding it is
+		// ClearPendingCommit, which stores the change.
+		res = &CommitResult{Commit: r.Commit, Welcome: r.Welcome, Epoch: r.Staged.Epoch(), Added: r.Staged.Added()}
+		return nil
 	})
 	if err != nil {
 		return nil, err
@@ -151,14 +163,22 @@ type ReceivedMessage = group.ReceivedMessage
 // Process authenticates and processes a message of the group (§6, §12)
 // and stores what it changed before returning: an application message
 // (whose key is then deleted from storage), a proposal (now queued and
-// stored), or a staged commit, which changes nothing until
-// MergeStagedCommit. A rejected message changes nothing, in memory or in
-// storage, and returns one of package group's errors.
+// stored), or a commit, which is staged for MergeStagedCommit. A rejected
+// message changes nothing, in memory or in storage, and returns one of
+// package group's errors.
+//
+// A staged commit lives in the handle's memory only: a reload (LoadGroup,
+// Reload, or the one after ErrConflict) drops it, and the commit must be
+// processed again. So processing a commit stores nothing by itself (not
+// even the handshake key an encrypted commit used up, which would make the
+// commit fail as a replay after a reload); it is stored with
+// MergeStagedCommit, or with the next operation that stores.
 func (h *Group) Process(ctx context.Context, m *wire.MLSMessage) (*ReceivedMessage, error) {
 	var rm *ReceivedMessage
-	err := h.do(ctx, "process", func(g *group.Group) (err error) {
+	err := h.run(ctx, "process", func(g *group.Group) (bool, error) {
+		var err error
 		rm, err = g.Process(m)
-		return err
+		return err == nil && rm.Commit == nil, err
 	})
 	if err != nil {
 		return nil, err

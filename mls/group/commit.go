@@ -421,7 +421,7 @@ func (g *Group) MergePendingCommit() error {
 	}
 	pc := g.pending
 	g.pending = nil
-	g.unlogPending()
+	g.unlogPending(pc)
 	pc.commitSecret.Clear()
 	return g.advance(pc.staged)
 }
@@ -432,10 +432,11 @@ func (g *Group) ClearPendingCommit() error {
 	if g.pending == nil {
 		return ErrNoPendingCommit
 	}
-	g.pending.staged.discard()
-	g.pending.commitSecret.Clear()
+	pc := g.pending
+	pc.staged.discard()
+	pc.commitSecret.Clear()
 	g.pending = nil
-	g.unlogPending()
+	g.unlogPending(pc)
 	return nil
 }
 

@@ -43,7 +43,8 @@ import (
 //	Public       tree/<chunk size>/<k>          -  nodes [k*size, (k+1)*size) of the tree, each an
 //	                                                optional<Node> (§12.4.3.3), concatenated
 //	Public       proposal/<ref>                 1  [v, queue position uint, bin AuthenticatedContent (§6.1)]
-//	Public       pending-commit                 -  AuthenticatedContent of the own pending commit
+//	Public       pending-commit                 -  AuthenticatedContent of the own pending commit, its
+//	                                                first 128 KiB; the rest in pending-commit/more/<k>
 //	Public       past/<e>/context               -  GroupContext of retained past epoch e
 //	Public       past/<e>/members/<k>           1  [v, [?bin signature_key, ...]]: leaves
 //	                                                [1024k, 1024(k+1)) of epoch e, nil if blank
@@ -86,10 +87,24 @@ const (
 	keyPackageKeysVersion = 1 // client key-package/<ref> key material
 )
 
+// Record sizes. A storage unit holds at most 512 records of at most 256
+// KiB each (package storage), and one operation must fit one unit
+// whatever the group's size: a change of the tree's chunk size rewrites
+// the whole tree (at most maxTreeRecords deletions and half as many puts),
+// and an epoch change writes the ending epoch's member list and deletes
+// the oldest retained one (pastChunk members a record, 49 records each at
+// 50,000 members).
 const (
 	pastChunk      = 1024
 	minTreeChunk   = 64
-	maxTreeRecords = 256
+	maxTreeRecords = 128
+	// maxStoredTreeRecords is what Restore accepts: the limit of earlier
+	// versions.
+	maxStoredTreeRecords = 256
+	// pendingChunk bounds each record of the pending commit, whose
+	// AuthenticatedContent grows with the proposals by value and the
+	// UpdatePath (hundreds of KiB for a thousand Adds).
+	pendingChunk = 128 << 10
 )
 
 func epochName(e uint64, what string) string {
@@ -428,7 +443,9 @@ func privRecords(suite *ciphersuite.Suite, ps *treekem.PrivateState) map[string]
 // TreeKEM private keys of the committer's path).
 func (g *Group) logPending() {
 	pc := g.pending
-	g.log.own(GroupScope, Public, "pending-commit", pc.ac.Bytes())
+	for k, part := range pendingParts(pc.ac.Bytes()) {
+		g.log.put(GroupScope, Public, pendingPartName(k), part)
+	}
 	g.log.own(GroupScope, KeyMaterial, "pending-commit/secrets", pendingSecretsValue(pc.commitSecret, pc.staged.priv))
 }
 
@@ -527,8 +544,31 @@ func openPendingSecrets(suite *ciphersuite.Suite, v []byte) (secret.Secret, *tre
 	return commitSecret, priv, nil
 }
 
-func (g *Group) unlogPending() {
-	g.log.del(GroupScope, Public, "pending-commit")
+// pendingParts splits the pending commit's AuthenticatedContent into
+// records of at most pendingChunk bytes.
+func pendingParts(b []byte) [][]byte {
+	var out [][]byte
+	for len(b) > pendingChunk {
+		out = append(out, b[:pendingChunk])
+		b = b[pendingChunk:]
+	}
+	return append(out, b)
+}
+
+// pendingPartName names part k of the pending commit: "pending-commit"
+// for the first, "pending-commit/more/<k>" for the others.
+func pendingPartName(k int) string {
+	if k == 0 {
+		return "pending-commit"
+	}
+	return "pending-commit/more/" + strconv.Itoa(k)
+}
+
+// unlogPending deletes the records of pc, the pending commit that was.
+func (g *Group) unlogPending(pc *pendingCommit) {
+	for k := range pendingParts(pc.ac.Bytes()) {
+		g.log.del(GroupScope, Public, pendingPartName(k))
+	}
 	g.log.del(GroupScope, KeyMaterial, "pending-commit/secrets")
 }
 
@@ -711,6 +751,13 @@ func (rs *restorer) restore(cfg *Config, signer *ciphersuite.SigningKey) (*Group
 		g.updates[ref] = k
 	}
 	if v, ok := rs.pub["pending-commit"]; ok {
+		for k := 1; ; k++ {
+			more, ok := rs.pub[pendingPartName(k)]
+			if !ok {
+				break
+			}
+			v = append(slices.Clip(v), more...)
+		}
 		if err := rs.restorePending(g, v); err != nil {
 			return nil, err
 		}
@@ -747,10 +794,11 @@ func (rs *restorer) restoreTree(g *Group) error {
 		return corrupt("tree/size", err)
 	}
 	n, cs := uint64(leaves), uint64(chunk)
-	// logTreeChanges keeps the tree in at most maxTreeRecords records;
-	// more would let a corrupt size make this loop run for long.
+	// logTreeChanges keeps the tree in at most maxTreeRecords records (and
+	// earlier versions in maxStoredTreeRecords); more would let a corrupt
+	// size make this loop run for long.
 	width := 2*n - 1
-	if n == 0 || cs == 0 || (width+cs-1)/cs > maxTreeRecords {
+	if n == 0 || cs == 0 || (width+cs-1)/cs > maxStoredTreeRecords {
 		return corrupt("tree/size", fmt.Errorf("%d leaves in chunks of %d nodes", n, cs))
 	}
 	// The nodes slice grows with the nodes the records hold, not with the

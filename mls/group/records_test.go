@@ -29,7 +29,7 @@ var recordKinds = []struct {
 	{regexp.MustCompile(`^tree/size$`), "tree/size", 3},
 	{regexp.MustCompile(`^tree/\d+/\d+$`), "tree chunk", 0},
 	{regexp.MustCompile(`^proposal/[0-9a-f]+$`), "proposal", 3},
-	{regexp.MustCompile(`^pending-commit$`), "pending-commit", 0},
+	{regexp.MustCompile(`^pending-commit(/more/\d+)?$`), "pending-commit", 0},
 	{regexp.MustCompile(`^pending-commit/secrets$`), "pending-commit/secrets", 5},
 	{regexp.MustCompile(`^past/\d+/context$`), "past context", 0},
 	{regexp.MustCompile(`^past/\d+/members/\d+$`), "past members", 2},

@@ -191,11 +191,11 @@ func (g *Group) advance(sc *StagedCommit) error {
 		return err
 	}
 	sc.done = true
-	if g.pending != nil {
-		g.pending.staged.discard()
-		g.pending.commitSecret.Clear()
+	if pc := g.pending; pc != nil {
+		pc.staged.discard()
+		pc.commitSecret.Clear()
 		g.pending = nil
-		g.unlogPending()
+		g.unlogPending(pc)
 	}
 
 	// Queued proposals and own Update keys die with the epoch.
