@@ -29,9 +29,10 @@ import (
 // members rejoining, external proposals, GroupContextExtensions and ReInit,
 // with application messages delivered in random order, late, and twice.
 //
-// Every member is reloaded from its own backend (LoadGroup) after every
-// epoch change and at random points in between, so that each step acts on
-// the stored state only. After every epoch change all members agree on the
+// Every member is reloaded from its own backend (LoadGroup) before every
+// operation, after every epoch change and at random points in between
+// (before a merge, between deliveries), so that each step acts on the
+// stored state only. After every epoch change all members agree on the
 // epoch, the epoch authenticator and the member list; every application
 // message decrypts exactly once at every member that can read it, and a
 // second delivery fails with group.ErrReplay (or group.ErrWrongEpoch once
@@ -846,6 +847,10 @@ func runEngineScenario(t *testing.T, suite ciphersuite.ID, seed uint64, epochs i
 		w.opAdd()
 	}
 	for w.stats["epochs"] < epochs {
+		// Every operation starts from the stored state of every member.
+		for _, m := range w.members {
+			w.reload(m)
+		}
 		w.sendApps()
 		n := len(w.members)
 		r := w.rng.IntN(100)
