@@ -5,7 +5,7 @@ BENCHTIME ?= 1s
 BENCHCOUNT ?= 6
 BENCHPKGS ?= ./...
 
-.PHONY: all build test vectors fuzz bench lint
+.PHONY: all build test vectors fuzz bench soak lint
 
 all: build test
 
@@ -17,6 +17,13 @@ build:
 test:
 	$(GO) vet ./...
 	$(GO) test -count=1 ./...
+	$(GO) test -race -short -count=1 ./engine ./storage/...
+
+# The long scenario run: 8 seeds x 1,000 epochs over all seven suites
+# through the engine, every member reloaded from storage before every
+# operation (about 15 minutes on 2 cores, most of it the P-521 suite).
+soak:
+	MLS_SOAK=1 $(GO) test -count=1 -run TestEngineScenario -timeout 90m -v ./engine
 
 # The conformance check over the bundled official vectors.
 vectors:
