@@ -5,8 +5,10 @@ import (
 	"context"
 	"errors"
 	"testing"
+	"time"
 
 	"github.com/mlsengine/mlsengine/engine"
+	"github.com/mlsengine/mlsengine/mls/group"
 	"github.com/mlsengine/mlsengine/mls/wire"
 	"github.com/mlsengine/mlsengine/storage"
 )
@@ -161,5 +163,46 @@ func TestStagedCommitAcrossReload(t *testing.T) {
 		}
 		bob.reload(t)
 		mustAgree(t, alice, bob)
+	}
+}
+
+// TestExpiredKeyPackages: a committer refuses to add an expired key
+// package (RFC 9420 §10.1, §7.3), and a client refuses to join with one of
+// its own that expired, changing nothing in its store.
+func TestExpiredKeyPackages(t *testing.T) {
+	ctx := context.Background()
+	alice, bob := newMember(t, "alice", 91), newMember(t, "bob", 92)
+	alice.create(t, []byte("expiry"))
+	old := *bob.cfg
+	old.KeyPackageLifetime = time.Hour
+	old.Now = func() time.Time { return testNow.Add(-48 * time.Hour) }
+	kp, err := engine.NewKeyPackage(ctx, bob.store, bob.signer, &old, bob.cred, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := rawDigest(t, alice.store)
+	if _, err := alice.g.AddMembers(ctx, []*wire.KeyPackage{kp}); !errors.Is(err, group.ErrKeyPackageExpired) {
+		t.Fatalf("adding an expired key package: %v", err)
+	}
+	if rawDigest(t, alice.store) != before {
+		t.Fatal("a refused add changed the committer's store")
+	}
+	// A committer whose clock is behind adds it; Bob, on time, refuses.
+	late := *alice.cfg
+	late.Now = old.Now
+	lateAlice, err := engine.LoadGroup(ctx, alice.store, []byte("expiry"), &late)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := lateAlice.AddMembers(ctx, []*wire.KeyPackage{kp})
+	if err != nil {
+		t.Fatal(err)
+	}
+	before = rawDigest(t, bob.store)
+	if _, err := engine.JoinGroup(ctx, bob.store, res.Welcome, bob.cfg, nil); !errors.Is(err, group.ErrKeyPackageExpired) {
+		t.Fatalf("joining with an expired key package: %v", err)
+	}
+	if rawDigest(t, bob.store) != before {
+		t.Fatal("a refused join changed the joiner's store")
 	}
 }
