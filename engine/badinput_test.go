@@ -51,16 +51,7 @@ func TestBadInputChangesNothing(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	alice.g.MergePendingCommit(ctx)
-	for _, m := range []*member{bob, carol, dave} {
-		rm, err := m.g.Process(ctx, res.Commit)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := m.g.MergeStagedCommit(ctx, rm.Commit); err != nil {
-			t.Fatal(err)
-		}
-	}
+	land(t, alice, res, bob, carol, dave)
 
 	// Inputs.
 	app, _ := bob.g.Protect(ctx, []byte("once"), nil)

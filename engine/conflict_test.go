@@ -35,10 +35,14 @@ func (f *flaky) Load(ctx context.Context, id []byte) (*storage.GroupRecords, err
 	return f.Backend.Load(ctx, id)
 }
 
-// pair makes a two-member group and returns the members.
-func pair(t *testing.T, seed uint64) (*member, *member) {
+// pair makes a two-member group and returns the members; opts adjust
+// Bob's configuration before he joins.
+func pair(t *testing.T, seed uint64, opts ...func(*engine.Config)) (*member, *member) {
 	t.Helper()
 	alice, bob := newMember(t, "alice", seed), newMember(t, "bob", seed+1)
+	for _, o := range opts {
+		o(bob.cfg)
+	}
 	alice.create(t, []byte("pair"))
 	res, err := alice.g.AddMembers(context.Background(), []*wire.KeyPackage{bob.keyPackage(t, false)})
 	if err != nil {
@@ -157,10 +161,11 @@ func TestStorageFailureLeavesNoTrace(t *testing.T) {
 
 // TestConcurrentUse runs operations on one handle from many goroutines
 // (go test -race checks the locking) and checks that no generation was
-// used twice.
+// used twice. The messages reach Bob in the order the goroutines queued
+// them, not in generation order, so his out-of-order tolerance covers all.
 func TestConcurrentUse(t *testing.T) {
 	ctx := context.Background()
-	alice, bob := pair(t, 51)
+	alice, bob := pair(t, 51, func(c *engine.Config) { c.OutOfOrderTolerance = 1000 })
 	const n = 8
 	msgs := make(chan *wire.MLSMessage, n*10)
 	var wg sync.WaitGroup

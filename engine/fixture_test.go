@@ -229,14 +229,7 @@ func generateFixture(t *testing.T, dir string) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		bob.g.MergePendingCommit(ctx)
-		rm, err := alice.g.Process(ctx, res.Commit)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := alice.g.MergeStagedCommit(ctx, rm.Commit); err != nil {
-			t.Fatal(err)
-		}
+		land(t, bob, res, alice)
 		if i < 2 {
 			if _, err := alice.g.Process(ctx, late); err != nil {
 				t.Fatal(err)

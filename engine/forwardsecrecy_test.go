@@ -154,16 +154,7 @@ func TestForwardSecrecyInBackend(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if err := bob.g.MergePendingCommit(ctx); err != nil {
-				t.Fatal(err)
-			}
-			rm, err := alice.g.Process(ctx, res.Commit)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := alice.g.MergeStagedCommit(ctx, rm.Commit); err != nil {
-				t.Fatal(err)
-			}
+			land(t, bob, res, alice)
 			mustAgree(t, alice, bob)
 			after := keyMaterial(t, alice)
 			gone := erased(t, alice, pending, after)
@@ -223,14 +214,7 @@ func TestForwardSecrecyInBackend(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		bob.g.MergePendingCommit(ctx)
-		rm, err := alice.g.Process(ctx, res.Commit)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := alice.g.MergeStagedCommit(ctx, rm.Commit); err != nil {
-			t.Fatal(err)
-		}
+		land(t, bob, res, alice)
 		mustAgree(t, alice, bob)
 		gone := erased(t, alice, before, keyMaterial(t, alice))
 		if !slices.ContainsFunc(gone, func(n string) bool { return strings.HasPrefix(n, "pending-update/") }) {

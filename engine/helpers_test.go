@@ -18,16 +18,12 @@ import (
 	"github.com/mlsengine/mlsengine/storage/memory"
 )
 
-// seededRand is a deterministic io.Reader for tests.
-type seededRand struct{ r *rand.ChaCha8 }
-
-func newRand(seed uint64) *seededRand {
+// newRand is a deterministic io.Reader for tests.
+func newRand(seed uint64) *rand.ChaCha8 {
 	var s [32]byte
 	s[0], s[1], s[2], s[3] = byte(seed), byte(seed>>8), byte(seed>>16), byte(seed>>24)
-	return &seededRand{r: rand.NewChaCha8(s)}
+	return rand.NewChaCha8(s)
 }
-
-func (s *seededRand) Read(p []byte) (int, error) { return s.r.Read(p) }
 
 var testNow = time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC)
 
@@ -150,6 +146,25 @@ func mustAgree(t testing.TB, ms ...*member) {
 	for _, m := range ms[1:] {
 		if m.g.Epoch() != ms[0].g.Epoch() || !m.g.EpochAuthenticator().Equal(a) {
 			t.Fatalf("%s (epoch %d) disagrees with %s (epoch %d)", m.name, m.g.Epoch(), ms[0].name, ms[0].g.Epoch())
+		}
+	}
+}
+
+// land merges the committer's pending commit and has each other member
+// process and merge it.
+func land(t testing.TB, committer *member, res *engine.CommitResult, others ...*member) {
+	t.Helper()
+	ctx := context.Background()
+	if err := committer.g.MergePendingCommit(ctx); err != nil {
+		t.Fatalf("%s merges its commit: %v", committer.name, err)
+	}
+	for _, m := range others {
+		rm, err := m.g.Process(ctx, res.Commit)
+		if err != nil {
+			t.Fatalf("%s processes the commit: %v", m.name, err)
+		}
+		if err := m.g.MergeStagedCommit(ctx, rm.Commit); err != nil {
+			t.Fatalf("%s merges the commit: %v", m.name, err)
 		}
 	}
 }

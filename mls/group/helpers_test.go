@@ -14,16 +14,12 @@ import (
 	"github.com/mlsengine/mlsengine/mls/wire"
 )
 
-// seededRand is a deterministic io.Reader for tests.
-type seededRand struct{ r *rand.ChaCha8 }
-
-func newRand(seed uint64) *seededRand {
+// newRand is a deterministic io.Reader for tests.
+func newRand(seed uint64) *rand.ChaCha8 {
 	var s [32]byte
 	s[0], s[1], s[2], s[3] = byte(seed), byte(seed>>8), byte(seed>>16), byte(seed>>24)
-	return &seededRand{r: rand.NewChaCha8(s)}
+	return rand.NewChaCha8(s)
 }
-
-func (s *seededRand) Read(p []byte) (int, error) { return s.r.Read(p) }
 
 var testNow = time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)
 
@@ -36,7 +32,7 @@ func testConfig(seed uint64) *group.Config {
 	}
 }
 
-func newIdentity(t testing.TB, suite ciphersuite.ID, name string, rnd *seededRand) *group.Identity {
+func newIdentity(t testing.TB, suite ciphersuite.ID, name string, rnd *rand.ChaCha8) *group.Identity {
 	t.Helper()
 	s, err := ciphersuite.Lookup(suite)
 	if err != nil {
@@ -63,7 +59,7 @@ type client struct {
 
 func newClient(t testing.TB, suite ciphersuite.ID, name string, seed uint64) *client {
 	cfg := testConfig(seed)
-	return &client{name: name, id: newIdentity(t, suite, name, cfg.Rand.(*seededRand)), cfg: cfg}
+	return &client{name: name, id: newIdentity(t, suite, name, cfg.Rand.(*rand.ChaCha8)), cfg: cfg}
 }
 
 func (c *client) keyPackage(t testing.TB, suite ciphersuite.ID) *group.KeyPackageBundle {
