@@ -3,6 +3,7 @@ package engine_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"maps"
 	"slices"
 	"strings"
@@ -70,8 +71,17 @@ func countPrefix(km map[string][]byte, pred func(string) bool) int {
 // §8.6 and §15.3: keep only the configured past epochs and resumption
 // PSKs).
 func TestForwardSecrecyInBackend(t *testing.T) {
+	for _, c := range []struct{ pastEpochs, psks int }{{0, 0}, {2, 2}, {5, 1}, {1, 4}} {
+		t.Run(fmt.Sprintf("MaxPastEpochs=%d,NumberOfResumptionPSKs=%d", c.pastEpochs, c.psks), func(t *testing.T) {
+			forwardSecrecy(t, c.pastEpochs, c.psks)
+		})
+	}
+}
+
+func forwardSecrecy(t *testing.T, pastEpochs, psks int) {
 	ctx := context.Background()
 	alice, bob := newMember(t, "alice", 21), newMember(t, "bob", 22)
+	alice.cfg.MaxPastEpochs, alice.cfg.NumberOfResumptionPSKs = pastEpochs, psks
 	alice.create(t, []byte("fs"))
 	bobKP := bob.keyPackage(t, false)
 	kpBefore, err := bob.store.List(ctx, storage.ClientScope(), storage.KeyMaterial, "key-package/")
@@ -139,7 +149,8 @@ func TestForwardSecrecyInBackend(t *testing.T) {
 			t.Fatal(err)
 		}
 		lateEpoch := bob.g.Epoch()
-		for round := range 6 {
+		lateRead, lateRefused := false, false
+		for round := range 8 {
 			// Alice proposes an Update that is never committed: its key must
 			// die with the epoch.
 			if _, _, err := alice.g.ProposeUpdate(ctx, nil); err != nil {
@@ -189,6 +200,7 @@ func TestForwardSecrecyInBackend(t *testing.T) {
 				if rawDigest(t, alice.store) != before {
 					t.Fatal("refusing a late message changed the backend")
 				}
+				lateRefused = true
 			}
 			if e == lateEpoch+uint64(alice.cfg.MaxPastEpochs) {
 				before := keyMaterial(t, alice)
@@ -197,7 +209,11 @@ func TestForwardSecrecyInBackend(t *testing.T) {
 					t.Fatalf("late message within MaxPastEpochs: %v", err)
 				}
 				erased(t, alice, before, keyMaterial(t, alice))
+				lateRead = true
 			}
+		}
+		if !lateRefused || (pastEpochs > 0 && !lateRead) {
+			t.Fatalf("late message checks did not run: read %v, refused %v", lateRead, lateRefused)
 		}
 	})
 

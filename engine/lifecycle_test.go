@@ -206,3 +206,38 @@ func TestExpiredKeyPackages(t *testing.T) {
 		t.Fatal("a refused join changed the joiner's store")
 	}
 }
+
+// TestBranch: a member branches a subgroup (RFC 9420 §11.3) with another
+// member's new key package; the other joins with the old group as
+// predecessor, and both groups live on in storage.
+func TestBranch(t *testing.T) {
+	ctx := context.Background()
+	alice, bob := pair(t, 101)
+	cfg := *alice.cfg
+	cfg.GroupID = []byte("branch")
+	sub, res, err := alice.g.Branch(ctx, &cfg, []*wire.KeyPackage{bob.keyPackage(t, false)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bobSub, err := engine.JoinGroup(ctx, bob.store, res.Welcome, bob.cfg, &engine.JoinOptions{Predecessor: bob.g})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bobSub.EpochAuthenticator().Equal(sub.EpochAuthenticator()) || sub.Epoch() != 1 {
+		t.Fatal("the branch's members disagree")
+	}
+	for _, m := range []*member{alice, bob} {
+		for _, id := range []string{"pair", "branch"} {
+			if _, err := engine.LoadGroup(ctx, m.store, []byte(id), m.cfg); err != nil {
+				t.Fatalf("%s loads %s: %v", m.name, id, err)
+			}
+		}
+	}
+	msg, err := sub.Protect(ctx, []byte("in the branch"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rm, err := bobSub.Process(ctx, msg); err != nil || string(rm.ApplicationData) != "in the branch" {
+		t.Fatalf("branch message: %v", err)
+	}
+}
