@@ -19,9 +19,12 @@ import (
 // Record names the engine adds to package group's (see the package
 // documentation for their encodings).
 const (
-	metaName      = "engine"
-	signerPrefix  = "signature/"
-	recordVersion = 1
+	// maxSigningKeyLen bounds a stored signature private key (Ed448's
+	// 57 bytes, P-521's 66, with room).
+	maxSigningKeyLen = 128
+	metaName         = "engine"
+	signerPrefix     = "signature/"
+	recordVersion    = 1
 )
 
 // meta is the engine's public record of a group: what LoadGroup needs
@@ -47,23 +50,48 @@ func (m *meta) record(groupID []byte) storage.Record {
 	return storage.Record{Key: storage.Key{Scope: storage.GroupScope(groupID), Class: storage.Public, Name: metaName}, Value: buf.Bytes()}
 }
 
+// recordDecoder reads an engine record. It keeps the bytes.Reader so that
+// a length header can be checked against what is left before anything is
+// allocated: msgpack's DecodeBytes allocates whatever a header claims.
+type recordDecoder struct {
+	*msgpack.Decoder
+	r *bytes.Reader
+}
+
+// bin decodes a bin or str of at most limit bytes into a new slice.
+func (d recordDecoder) bin(limit int) ([]byte, error) {
+	n, err := d.DecodeBytesLen()
+	if err != nil {
+		return nil, err
+	}
+	if n < 0 || n > limit || n > d.r.Len() {
+		return nil, fmt.Errorf("length %d out of range", n)
+	}
+	b := make([]byte, n)
+	if err := d.ReadFull(b); err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
 // openRecord decodes the header of an engine record: an array of n
 // elements whose first is recordVersion.
-func openRecord(b []byte, n int) (*msgpack.Decoder, error) {
-	dec := msgpack.NewDecoder(bytes.NewReader(b))
+func openRecord(b []byte, n int) (recordDecoder, error) {
+	r := bytes.NewReader(b)
+	dec := recordDecoder{msgpack.NewDecoder(r), r}
 	l, err := dec.DecodeArrayLen()
 	if err != nil || l != n {
-		return nil, fmt.Errorf("not an array of %d", n)
+		return dec, fmt.Errorf("not an array of %d", n)
 	}
 	if v, err := dec.DecodeUint(); err != nil || v != recordVersion {
-		return nil, fmt.Errorf("unknown version")
+		return dec, fmt.Errorf("unknown version")
 	}
 	return dec, nil
 }
 
 // finishRecord checks that nothing follows the record's array.
-func finishRecord(dec *msgpack.Decoder) error {
-	if _, err := dec.PeekCode(); err == nil {
+func finishRecord(dec recordDecoder) error {
+	if dec.r.Len() != 0 {
 		return fmt.Errorf("trailing bytes")
 	}
 	return nil
@@ -75,11 +103,11 @@ func decodeMeta(b []byte) (*meta, error) {
 		return nil, fmt.Errorf("%w: %s: %w", ErrCorruptRecord, metaName, err)
 	}
 	suite, err1 := dec.DecodeUint16()
-	signer, err2 := dec.DecodeString()
+	signer, err2 := dec.bin(2 * sha256.Size)
 	if err := errors.Join(err1, err2, finishRecord(dec)); err != nil || len(signer) != 2*sha256.Size {
 		return nil, fmt.Errorf("%w: %s: %v", ErrCorruptRecord, metaName, err)
 	}
-	return &meta{Suite: suite, Signer: signer}, nil
+	return &meta{Suite: suite, Signer: string(signer)}, nil
 }
 
 // signerRef names a signature key by the SHA-256 of its public key, so
@@ -114,7 +142,7 @@ func decodeSigner(b []byte) (*ciphersuite.SigningKey, error) {
 		return nil, fmt.Errorf("%w: signature key record: %w", ErrCorruptRecord, err)
 	}
 	id, err1 := dec.DecodeUint16()
-	raw, err2 := dec.DecodeBytes()
+	raw, err2 := dec.bin(maxSigningKeyLen)
 	key := secret.New(raw)
 	defer key.Clear()
 	if err := errors.Join(err1, err2, finishRecord(dec)); err != nil {
