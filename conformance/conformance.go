@@ -126,6 +126,24 @@ func VerifyFile(path string) (FileResult, error) {
 	return res, err
 }
 
+// CheckFile verifies one vector file and returns an error unless every
+// case of it passed (and there was at least one): the file's error, or
+// one line per failed case.
+func CheckFile(path string) error {
+	res, err := VerifyFile(path)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, c := range res.Failures {
+		errs = append(errs, fmt.Errorf("%s: case %d: %w", path, c.Index, c.Err))
+	}
+	if n := res.Passed + res.Failed; res.Passed == 0 || res.Passed != n {
+		errs = append(errs, fmt.Errorf("%s: %d of %d cases passed", path, res.Passed, n))
+	}
+	return errors.Join(errs...)
+}
+
 // Verify verifies every case of data as vectors of the given kind.
 func Verify(kind Kind, data []byte) (FileResult, error) {
 	res := FileResult{Kind: kind}

@@ -1,9 +1,11 @@
 package conformance
 
 import (
+	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -108,5 +110,32 @@ func TestTamperedCasesFail(t *testing.T) {
 		if len(res.Failures) == 0 || res.Failures[0].Index != 0 {
 			t.Errorf("%s: tampered %s still passes", file, field)
 		}
+	}
+}
+
+func TestCheckFile(t *testing.T) {
+	good := filepath.Join("..", "testdata", "vectors", "tree-math.json")
+	if err := CheckFile(good); err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(good)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cases []map[string]any
+	if err := json.Unmarshal(data, &cases); err != nil {
+		t.Fatal(err)
+	}
+	cases[0]["n_nodes"] = 12345
+	bad, _ := json.Marshal(cases)
+	path := filepath.Join(t.TempDir(), "tree-math.json")
+	if err := os.WriteFile(path, bad, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := CheckFile(path); err == nil || !strings.Contains(err.Error(), "case 0") {
+		t.Fatalf("tampered file: %v", err)
+	}
+	if err := CheckFile(filepath.Join(t.TempDir(), "missing.json")); err == nil {
+		t.Fatal("missing file passed")
 	}
 }

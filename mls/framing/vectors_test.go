@@ -10,34 +10,30 @@ import (
 	"github.com/mlsengine/mlsengine/mls/wire"
 )
 
-// TestVectors runs every check of the "Message Protection" format on
-// message-protection.json, for all seven suites.
+// TestVectors protects the proposal, commit and application data of every
+// message-protection.json case, for all seven suites, and checks what the
+// conformance verifier (conformance_test.go, which unprotects the case's
+// messages and round-trips each value once) does not: an EdDSA
+// PublicMessage is the vector's byte for byte, application data never goes
+// out as a PublicMessage, and a PrivateMessage carries the sender in its
+// sender data and round-trips its whole AuthenticatedContent at several
+// paddings.
 func TestVectors(t *testing.T) {
 	for _, v := range loadVectors(t) {
 		f := newFixture(t, v)
 		t.Run(f.suite.ID().String(), func(t *testing.T) {
 			for _, k := range []struct {
-				name      string
-				ct        wire.ContentType
-				raw       []byte
-				pub, priv []byte
+				name string
+				ct   wire.ContentType
+				raw  []byte
+				pub  []byte
 			}{
-				{"proposal", wire.ContentTypeProposal, v.Proposal, v.ProposalPub, v.ProposalPriv},
-				{"commit", wire.ContentTypeCommit, v.Commit, v.CommitPub, v.CommitPriv},
-				{"application", wire.ContentTypeApplication, v.Application, nil, v.ApplicationPriv},
+				{"proposal", wire.ContentTypeProposal, v.Proposal, v.ProposalPub},
+				{"commit", wire.ContentTypeCommit, v.Commit, v.CommitPub},
+				{"application", wire.ContentTypeApplication, v.Application, nil},
 			} {
 				t.Run(k.name, func(t *testing.T) {
-					if k.pub != nil {
-						t.Run("unprotect pub", func(t *testing.T) {
-							ac := unprotectBytes(t, f.epoch(f.tree(t)), k.pub, wire.WireFormatPublicMessage)
-							checkBody(t, ac, k.raw)
-						})
-					}
 					t.Run("protect pub", func(t *testing.T) { testProtectPublic(t, f, k.ct, k.raw, k.pub) })
-					t.Run("unprotect priv", func(t *testing.T) {
-						ac := unprotectBytes(t, f.epoch(f.tree(t)), k.priv, wire.WireFormatPrivateMessage)
-						checkBody(t, ac, k.raw)
-					})
 					t.Run("protect priv", func(t *testing.T) {
 						for _, padding := range []int{0, 1, 31, 1000} {
 							testProtectPrivate(t, f, k.ct, k.raw, padding)

@@ -15,7 +15,9 @@ import (
 )
 
 // The official TreeKEM vectors (testdata/vectors/treekem.json, format in
-// mls-implementations test-vectors.md, section "TreeKEM").
+// mls-implementations test-vectors.md, section "TreeKEM"). conformance_test.go
+// runs every check the format lists; the tests here set the vectors up
+// for what it does not check, and for FuzzProcessUpdatePath.
 
 type hexBytes []byte
 
@@ -49,11 +51,8 @@ type treeKEMVector struct {
 		} `json:"path_secrets"`
 	} `json:"leaves_private"`
 	UpdatePaths []struct {
-		Sender        uint32     `json:"sender"`
-		UpdatePath    hexBytes   `json:"update_path"`
-		PathSecrets   []hexBytes `json:"path_secrets"`
-		CommitSecret  hexBytes   `json:"commit_secret"`
-		TreeHashAfter hexBytes   `json:"tree_hash_after"`
+		Sender     uint32   `json:"sender"`
+		UpdatePath hexBytes `json:"update_path"`
 	} `json:"update_paths"`
 }
 
@@ -155,6 +154,13 @@ func (s *vectorSetup) receivers(tb testing.TB, sender treemath.LeafIndex) []tree
 	return rs
 }
 
+// TestVectors processes every UpdatePath of treekem.json at every other
+// member, creates a fresh one from the same sender and processes that too,
+// and checks what the conformance verifier (which compares the path
+// secrets, commit secrets and tree hashes with the vector's) does not: every
+// resulting private state is consistent with its tree, the committer's tree
+// is parent-hash valid, every receiver of the fresh path ends with the
+// committer's tree, and the vectors cover all seven suites.
 func TestVectors(t *testing.T) {
 	vs := loadVectors(t)
 	perSuite := map[uint16]int{}
@@ -168,60 +174,17 @@ func TestVectors(t *testing.T) {
 			if err != nil {
 				t.Fatalf("case %d sender %d: %v", i, sender, err)
 			}
-			// "Verify that update_path is parent-hash valid relative to
-			// ratchet_tree", and "compute the ratchet tree that results from
-			// merging update_path into ratchet_tree, and verify that its root
-			// tree hash is equal to tree_hash_after".
-			merged := s.tree.Clone()
-			keys := make([][]byte, len(path.Nodes))
-			for k := range path.Nodes {
-				keys[k] = path.Nodes[k].EncryptionKey
-			}
-			ph, err := merged.MergePath(sender, keys)
-			if err != nil {
-				t.Fatalf("case %d sender %d: merge: %v", i, sender, err)
-			}
-			if string(ph) != string(path.LeafNode.ParentHash) {
-				t.Fatalf("case %d sender %d: leaf parent hash differs from the merged path's", i, sender)
-			}
-			ln := path.LeafNode
-			if err := merged.SetLeaf(sender, &ln); err != nil {
-				t.Fatal(err)
-			}
-			if err := merged.VerifyParentHashes(); err != nil {
-				t.Fatalf("case %d sender %d: merged tree not parent-hash valid: %v", i, sender, err)
-			}
-			if string(merged.TreeHash()) != string(up.TreeHashAfter) {
-				t.Fatalf("case %d sender %d: tree hash after merge differs", i, sender)
-			}
-			// "For each leaf node index j != i for which the leaf node is
-			// not blank: process update_path using private_leaf[j]; verify
-			// that path_secrets[j] is the decrypted path secret and that
-			// commit_secret is the resulting commit secret."
 			for _, r := range s.receivers(t, sender) {
 				tr := s.tree.Clone()
 				out, err := ProcessUpdatePath(tr, s.states[r], ProcessParams{Sender: sender, GroupID: v.GroupID, Path: path, GroupContext: s.groupContext})
 				if err != nil {
 					t.Fatalf("case %d sender %d receiver %d: %v", i, sender, r, err)
 				}
-				if int(r) >= len(up.PathSecrets) || !out.PathSecret.EqualBytes(up.PathSecrets[r]) {
-					t.Fatalf("case %d sender %d receiver %d: decrypted path secret differs", i, sender, r)
-				}
-				if !out.CommitSecret.EqualBytes(up.CommitSecret) {
-					t.Fatalf("case %d sender %d receiver %d: commit secret differs", i, sender, r)
-				}
-				if string(tr.TreeHash()) != string(up.TreeHashAfter) {
-					t.Fatalf("case %d sender %d receiver %d: tree hash differs", i, sender, r)
-				}
 				if err := out.State.Check(tr); err != nil {
 					t.Fatalf("case %d sender %d receiver %d: new state: %v", i, sender, r, err)
 				}
 			}
-			// "Create a new UpdatePath new_update_path, using ratchet_tree,
-			// leaves[i].signature_priv, and the GroupContext computed above.
-			// For each leaf j != i: process new_update_path using
-			// private_leaf[j] and verify that the resulting commit secret is
-			// new_commit_secret."
+
 			st := s.tree.Clone()
 			res, err := CreateUpdatePath(st, CreateParams{Sender: sender, GroupID: v.GroupID, SigningKey: s.signers[sender], GroupContext: s.groupContext})
 			if err != nil {
@@ -247,11 +210,11 @@ func TestVectors(t *testing.T) {
 				if err != nil {
 					t.Fatalf("case %d sender %d receiver %d: new path: %v", i, sender, r, err)
 				}
-				if !out.CommitSecret.Equal(res.CommitSecret) {
-					t.Fatalf("case %d sender %d receiver %d: new commit secret differs", i, sender, r)
-				}
 				if string(tr.TreeHash()) != string(st.TreeHash()) {
 					t.Fatalf("case %d sender %d receiver %d: tree after the new path differs", i, sender, r)
+				}
+				if err := out.State.Check(tr); err != nil {
+					t.Fatalf("case %d sender %d receiver %d: new path: new state: %v", i, sender, r, err)
 				}
 			}
 		}
