@@ -653,3 +653,26 @@ func TestBenchSetup(t *testing.T) {
 		t.Logf("%d members: alice's commit encrypts %d path secrets", n, cts)
 	}
 }
+
+// BenchmarkLoadGroup loads a member's group from its backend, the cost a
+// stateless worker pays per message: decoding the records, checking the
+// tree hash and parsing the member's private keys (the signature key and
+// the HPKE keys of its path, each a scalar multiplication in Go's crypto
+// API).
+func BenchmarkLoadGroup(b *testing.B) {
+	ctx := context.Background()
+	for _, n := range benchSizes {
+		if testing.Short() && n > 1000 {
+			continue
+		}
+		b.Run(fmt.Sprintf("N=%d", n), func(b *testing.B) {
+			m := getBenchSetup(b, n).alice
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := engine.LoadGroup(ctx, m.store, m.g.GroupID(), m.cfg); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
