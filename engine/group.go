@@ -177,7 +177,7 @@ func (h *Group) run(ctx context.Context, op string, f func(g *group.Group) (stor
 		// were logged anyway, the stored state is the truth.
 		if ch := h.g.TakeChanges(); !ch.Empty() {
 			ch.Clear()
-			h.reloadLocked(ctx)
+			h.reloadLocked(context.WithoutCancel(ctx))
 		}
 		return err
 	}
@@ -187,13 +187,16 @@ func (h *Group) run(ctx context.Context, op string, f func(g *group.Group) (stor
 	return h.persistLocked(ctx, op)
 }
 
-// read runs f on the group without changing it.
-func (h *Group) read(f func(g *group.Group)) {
+// read runs f on the group without changing it, or returns why the
+// handle has no group.
+func (h *Group) read(f func(g *group.Group)) error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if h.g != nil {
-		f(h.g)
+	if h.g == nil {
+		return h.err
 	}
+	f(h.g)
+	return nil
 }
 
 // persistLocked hands the operation's changes to the backend as one unit.

@@ -171,9 +171,8 @@ func JoinGroup(ctx context.Context, store storage.Backend, msg *wire.MLSMessage,
 	var g *group.Group
 	join := func() { g, err = group.Join(&c.Config, msg.Welcome, b, jo) }
 	if p := opts.Predecessor; p != nil {
-		p.read(func(pg *group.Group) { jo.Predecessor = pg; join() })
-		if jo.Predecessor == nil {
-			return nil, p.err
+		if perr := p.read(func(pg *group.Group) { jo.Predecessor = pg; join() }); perr != nil {
+			return nil, perr
 		}
 	} else {
 		join()

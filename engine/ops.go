@@ -232,8 +232,10 @@ func (h *Group) GroupInfo(opts *group.GroupInfoOptions) (*wire.MLSMessage, error
 // epoch (§8.5).
 func (h *Group) ExportSecret(label string, context []byte, length int) (secret.Secret, error) {
 	var s secret.Secret
-	err := fmt.Errorf("%w", ErrHandleBroken)
-	h.read(func(g *group.Group) { s, err = g.ExportSecret(label, context, length) })
+	var err error
+	if herr := h.read(func(g *group.Group) { s, err = g.ExportSecret(label, context, length) }); herr != nil {
+		return secret.Secret{}, herr
+	}
 	return s, err
 }
 
