@@ -20,7 +20,9 @@ const DefaultSuite = ciphersuite.MLS_128_DHKEMX25519_AES128GCM_SHA256_Ed25519
 // package lifetime); the ones that shape the group are stored with it at
 // create or join, the others (Rand, Now, PSKs, ValidateCredential) are
 // given again at load. The remaining fields are used when a group or key
-// package is made.
+// package is made. Handles used from several goroutines at once must not
+// share a Rand that is unsafe for concurrent use (crypto/rand.Reader, the
+// default, is safe).
 type Config struct {
 	group.Config
 
