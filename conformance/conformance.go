@@ -185,10 +185,12 @@ func runCase(verify func(json.RawMessage) error, raw json.RawMessage) (err error
 	return verify(raw)
 }
 
-// hexBytes decodes a JSON hex string; JSON null decodes as nil.
-type hexBytes []byte
+// HexBytes decodes a JSON hex string; JSON null decodes as nil.
+// HexBytes is a byte string written in hex in the vector files (null is
+// nil).
+type HexBytes []byte
 
-func (h *hexBytes) UnmarshalJSON(b []byte) error {
+func (h *HexBytes) UnmarshalJSON(b []byte) error {
 	if string(b) == "null" {
 		*h = nil
 		return nil

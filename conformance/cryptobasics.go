@@ -16,43 +16,43 @@ func verifyCryptoBasics(raw json.RawMessage) error {
 		CipherSuite uint16 `json:"cipher_suite"`
 		RefHash     struct {
 			Label string   `json:"label"`
-			Value hexBytes `json:"value"`
-			Out   hexBytes `json:"out"`
+			Value HexBytes `json:"value"`
+			Out   HexBytes `json:"out"`
 		} `json:"ref_hash"`
 		ExpandWithLabel struct {
-			Secret  hexBytes `json:"secret"`
+			Secret  HexBytes `json:"secret"`
 			Label   string   `json:"label"`
-			Context hexBytes `json:"context"`
+			Context HexBytes `json:"context"`
 			Length  int      `json:"length"`
-			Out     hexBytes `json:"out"`
+			Out     HexBytes `json:"out"`
 		} `json:"expand_with_label"`
 		DeriveSecret struct {
-			Secret hexBytes `json:"secret"`
+			Secret HexBytes `json:"secret"`
 			Label  string   `json:"label"`
-			Out    hexBytes `json:"out"`
+			Out    HexBytes `json:"out"`
 		} `json:"derive_secret"`
 		DeriveTreeSecret struct {
-			Secret     hexBytes `json:"secret"`
+			Secret     HexBytes `json:"secret"`
 			Label      string   `json:"label"`
 			Generation uint32   `json:"generation"`
 			Length     int      `json:"length"`
-			Out        hexBytes `json:"out"`
+			Out        HexBytes `json:"out"`
 		} `json:"derive_tree_secret"`
 		SignWithLabel struct {
-			Priv      hexBytes `json:"priv"`
-			Pub       hexBytes `json:"pub"`
-			Content   hexBytes `json:"content"`
+			Priv      HexBytes `json:"priv"`
+			Pub       HexBytes `json:"pub"`
+			Content   HexBytes `json:"content"`
 			Label     string   `json:"label"`
-			Signature hexBytes `json:"signature"`
+			Signature HexBytes `json:"signature"`
 		} `json:"sign_with_label"`
 		EncryptWithLabel struct {
-			Priv       hexBytes `json:"priv"`
-			Pub        hexBytes `json:"pub"`
+			Priv       HexBytes `json:"priv"`
+			Pub        HexBytes `json:"pub"`
 			Label      string   `json:"label"`
-			Context    hexBytes `json:"context"`
-			Plaintext  hexBytes `json:"plaintext"`
-			KEMOutput  hexBytes `json:"kem_output"`
-			Ciphertext hexBytes `json:"ciphertext"`
+			Context    HexBytes `json:"context"`
+			Plaintext  HexBytes `json:"plaintext"`
+			KEMOutput  HexBytes `json:"kem_output"`
+			Ciphertext HexBytes `json:"ciphertext"`
 		} `json:"encrypt_with_label"`
 	}
 	if err := decodeCase(raw, &tc); err != nil {

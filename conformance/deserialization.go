@@ -11,7 +11,7 @@ import (
 // length and re-encodes to the same bytes.
 func verifyDeserialization(raw json.RawMessage) error {
 	var tc struct {
-		Header hexBytes `json:"vlbytes_header"`
+		Header HexBytes `json:"vlbytes_header"`
 		Length uint32   `json:"length"`
 	}
 	if err := decodeCase(raw, &tc); err != nil {

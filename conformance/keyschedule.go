@@ -45,31 +45,31 @@ func expectSecret(field string, got secret.Secret, want []byte) error {
 func verifyKeySchedule(raw json.RawMessage) error {
 	var tc struct {
 		CipherSuite       uint16   `json:"cipher_suite"`
-		GroupID           hexBytes `json:"group_id"`
-		InitialInitSecret hexBytes `json:"initial_init_secret"`
+		GroupID           HexBytes `json:"group_id"`
+		InitialInitSecret HexBytes `json:"initial_init_secret"`
 		Epochs            []struct {
-			TreeHash                hexBytes `json:"tree_hash"`
-			CommitSecret            hexBytes `json:"commit_secret"`
-			PSKSecret               hexBytes `json:"psk_secret"`
-			ConfirmedTranscriptHash hexBytes `json:"confirmed_transcript_hash"`
-			GroupContext            hexBytes `json:"group_context"`
-			JoinerSecret            hexBytes `json:"joiner_secret"`
-			WelcomeSecret           hexBytes `json:"welcome_secret"`
-			InitSecret              hexBytes `json:"init_secret"`
-			SenderDataSecret        hexBytes `json:"sender_data_secret"`
-			EncryptionSecret        hexBytes `json:"encryption_secret"`
-			ExporterSecret          hexBytes `json:"exporter_secret"`
-			EpochAuthenticator      hexBytes `json:"epoch_authenticator"`
-			ExternalSecret          hexBytes `json:"external_secret"`
-			ConfirmationKey         hexBytes `json:"confirmation_key"`
-			MembershipKey           hexBytes `json:"membership_key"`
-			ResumptionPSK           hexBytes `json:"resumption_psk"`
-			ExternalPub             hexBytes `json:"external_pub"`
+			TreeHash                HexBytes `json:"tree_hash"`
+			CommitSecret            HexBytes `json:"commit_secret"`
+			PSKSecret               HexBytes `json:"psk_secret"`
+			ConfirmedTranscriptHash HexBytes `json:"confirmed_transcript_hash"`
+			GroupContext            HexBytes `json:"group_context"`
+			JoinerSecret            HexBytes `json:"joiner_secret"`
+			WelcomeSecret           HexBytes `json:"welcome_secret"`
+			InitSecret              HexBytes `json:"init_secret"`
+			SenderDataSecret        HexBytes `json:"sender_data_secret"`
+			EncryptionSecret        HexBytes `json:"encryption_secret"`
+			ExporterSecret          HexBytes `json:"exporter_secret"`
+			EpochAuthenticator      HexBytes `json:"epoch_authenticator"`
+			ExternalSecret          HexBytes `json:"external_secret"`
+			ConfirmationKey         HexBytes `json:"confirmation_key"`
+			MembershipKey           HexBytes `json:"membership_key"`
+			ResumptionPSK           HexBytes `json:"resumption_psk"`
+			ExternalPub             HexBytes `json:"external_pub"`
 			Exporter                struct {
 				Label   string   `json:"label"`
-				Context hexBytes `json:"context"`
+				Context HexBytes `json:"context"`
 				Length  int      `json:"length"`
-				Secret  hexBytes `json:"secret"`
+				Secret  HexBytes `json:"secret"`
 			} `json:"exporter"`
 		} `json:"epochs"`
 	}
@@ -181,11 +181,11 @@ func verifyPSKSecret(raw json.RawMessage) error {
 	var tc struct {
 		CipherSuite uint16 `json:"cipher_suite"`
 		PSKs        []struct {
-			ID    hexBytes `json:"psk_id"`
-			PSK   hexBytes `json:"psk"`
-			Nonce hexBytes `json:"psk_nonce"`
+			ID    HexBytes `json:"psk_id"`
+			PSK   HexBytes `json:"psk"`
+			Nonce HexBytes `json:"psk_nonce"`
 		} `json:"psks"`
-		PSKSecret hexBytes `json:"psk_secret"`
+		PSKSecret HexBytes `json:"psk_secret"`
 	}
 	if err := decodeCase(raw, &tc); err != nil {
 		return err

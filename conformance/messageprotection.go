@@ -33,23 +33,23 @@ const (
 func verifyMessageProtection(raw json.RawMessage) error {
 	var tc struct {
 		CipherSuite             uint16   `json:"cipher_suite"`
-		GroupID                 hexBytes `json:"group_id"`
+		GroupID                 HexBytes `json:"group_id"`
 		Epoch                   uint64   `json:"epoch"`
-		TreeHash                hexBytes `json:"tree_hash"`
-		ConfirmedTranscriptHash hexBytes `json:"confirmed_transcript_hash"`
-		SignaturePriv           hexBytes `json:"signature_priv"`
-		SignaturePub            hexBytes `json:"signature_pub"`
-		EncryptionSecret        hexBytes `json:"encryption_secret"`
-		SenderDataSecret        hexBytes `json:"sender_data_secret"`
-		MembershipKey           hexBytes `json:"membership_key"`
-		Proposal                hexBytes `json:"proposal"`
-		ProposalPub             hexBytes `json:"proposal_pub"`
-		ProposalPriv            hexBytes `json:"proposal_priv"`
-		Commit                  hexBytes `json:"commit"`
-		CommitPub               hexBytes `json:"commit_pub"`
-		CommitPriv              hexBytes `json:"commit_priv"`
-		Application             hexBytes `json:"application"`
-		ApplicationPriv         hexBytes `json:"application_priv"`
+		TreeHash                HexBytes `json:"tree_hash"`
+		ConfirmedTranscriptHash HexBytes `json:"confirmed_transcript_hash"`
+		SignaturePriv           HexBytes `json:"signature_priv"`
+		SignaturePub            HexBytes `json:"signature_pub"`
+		EncryptionSecret        HexBytes `json:"encryption_secret"`
+		SenderDataSecret        HexBytes `json:"sender_data_secret"`
+		MembershipKey           HexBytes `json:"membership_key"`
+		Proposal                HexBytes `json:"proposal"`
+		ProposalPub             HexBytes `json:"proposal_pub"`
+		ProposalPriv            HexBytes `json:"proposal_priv"`
+		Commit                  HexBytes `json:"commit"`
+		CommitPub               HexBytes `json:"commit_pub"`
+		CommitPriv              HexBytes `json:"commit_priv"`
+		Application             HexBytes `json:"application"`
+		ApplicationPriv         HexBytes `json:"application_priv"`
 	}
 	if err := decodeCase(raw, &tc); err != nil {
 		return err

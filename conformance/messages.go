@@ -14,23 +14,23 @@ import (
 // names.
 func verifyMessages(raw json.RawMessage) error {
 	var tc struct {
-		MLSWelcome                     hexBytes `json:"mls_welcome"`
-		MLSGroupInfo                   hexBytes `json:"mls_group_info"`
-		MLSKeyPackage                  hexBytes `json:"mls_key_package"`
-		RatchetTree                    hexBytes `json:"ratchet_tree"`
-		GroupSecrets                   hexBytes `json:"group_secrets"`
-		AddProposal                    hexBytes `json:"add_proposal"`
-		UpdateProposal                 hexBytes `json:"update_proposal"`
-		RemoveProposal                 hexBytes `json:"remove_proposal"`
-		PreSharedKeyProposal           hexBytes `json:"pre_shared_key_proposal"`
-		ReInitProposal                 hexBytes `json:"re_init_proposal"`
-		ExternalInitProposal           hexBytes `json:"external_init_proposal"`
-		GroupContextExtensionsProposal hexBytes `json:"group_context_extensions_proposal"`
-		Commit                         hexBytes `json:"commit"`
-		PublicMessageApplication       hexBytes `json:"public_message_application"`
-		PublicMessageProposal          hexBytes `json:"public_message_proposal"`
-		PublicMessageCommit            hexBytes `json:"public_message_commit"`
-		PrivateMessage                 hexBytes `json:"private_message"`
+		MLSWelcome                     HexBytes `json:"mls_welcome"`
+		MLSGroupInfo                   HexBytes `json:"mls_group_info"`
+		MLSKeyPackage                  HexBytes `json:"mls_key_package"`
+		RatchetTree                    HexBytes `json:"ratchet_tree"`
+		GroupSecrets                   HexBytes `json:"group_secrets"`
+		AddProposal                    HexBytes `json:"add_proposal"`
+		UpdateProposal                 HexBytes `json:"update_proposal"`
+		RemoveProposal                 HexBytes `json:"remove_proposal"`
+		PreSharedKeyProposal           HexBytes `json:"pre_shared_key_proposal"`
+		ReInitProposal                 HexBytes `json:"re_init_proposal"`
+		ExternalInitProposal           HexBytes `json:"external_init_proposal"`
+		GroupContextExtensionsProposal HexBytes `json:"group_context_extensions_proposal"`
+		Commit                         HexBytes `json:"commit"`
+		PublicMessageApplication       HexBytes `json:"public_message_application"`
+		PublicMessageProposal          HexBytes `json:"public_message_proposal"`
+		PublicMessageCommit            HexBytes `json:"public_message_commit"`
+		PrivateMessage                 HexBytes `json:"private_message"`
 	}
 	if err := decodeCase(raw, &tc); err != nil {
 		return err

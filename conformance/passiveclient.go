@@ -12,6 +12,28 @@ import (
 	"github.com/mlsengine/mlsengine/mls/wire"
 )
 
+// PassiveClientCase is one case of the passive-client vector files
+// ("Passive Client Scenarios" of the test-vector format).
+type PassiveClientCase struct {
+	CipherSuite  uint16 `json:"cipher_suite"`
+	ExternalPSKs []struct {
+		PSKID HexBytes `json:"psk_id"`
+		PSK   HexBytes `json:"psk"`
+	} `json:"external_psks"`
+	KeyPackage                HexBytes `json:"key_package"`
+	SignaturePriv             HexBytes `json:"signature_priv"`
+	EncryptionPriv            HexBytes `json:"encryption_priv"`
+	InitPriv                  HexBytes `json:"init_priv"`
+	Welcome                   HexBytes `json:"welcome"`
+	RatchetTree               HexBytes `json:"ratchet_tree"`
+	InitialEpochAuthenticator HexBytes `json:"initial_epoch_authenticator"`
+	Epochs                    []struct {
+		Proposals          []HexBytes `json:"proposals"`
+		Commit             HexBytes   `json:"commit"`
+		EpochAuthenticator HexBytes   `json:"epoch_authenticator"`
+	} `json:"epochs"`
+}
+
 // verifyPassiveClient follows a group as a passive member ("Passive Client
 // Scenarios" of the test-vector format; passive-client-welcome,
 // passive-client-handling-commit, passive-client-random): it checks that
@@ -20,25 +42,7 @@ import (
 // epoch authenticator, then for each epoch processes the proposals and the
 // commit and compares the epoch authenticator again.
 func verifyPassiveClient(raw json.RawMessage) error {
-	var tc struct {
-		CipherSuite  uint16 `json:"cipher_suite"`
-		ExternalPSKs []struct {
-			PSKID hexBytes `json:"psk_id"`
-			PSK   hexBytes `json:"psk"`
-		} `json:"external_psks"`
-		KeyPackage                hexBytes `json:"key_package"`
-		SignaturePriv             hexBytes `json:"signature_priv"`
-		EncryptionPriv            hexBytes `json:"encryption_priv"`
-		InitPriv                  hexBytes `json:"init_priv"`
-		Welcome                   hexBytes `json:"welcome"`
-		RatchetTree               hexBytes `json:"ratchet_tree"`
-		InitialEpochAuthenticator hexBytes `json:"initial_epoch_authenticator"`
-		Epochs                    []struct {
-			Proposals          []hexBytes `json:"proposals"`
-			Commit             hexBytes   `json:"commit"`
-			EpochAuthenticator hexBytes   `json:"epoch_authenticator"`
-		} `json:"epochs"`
-	}
+	var tc PassiveClientCase
 	if err := decodeCase(raw, &tc); err != nil {
 		return err
 	}

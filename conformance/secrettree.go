@@ -19,20 +19,20 @@ import (
 func verifySecretTree(raw json.RawMessage) error {
 	type generation struct {
 		Generation       uint32   `json:"generation"`
-		HandshakeKey     hexBytes `json:"handshake_key"`
-		HandshakeNonce   hexBytes `json:"handshake_nonce"`
-		ApplicationKey   hexBytes `json:"application_key"`
-		ApplicationNonce hexBytes `json:"application_nonce"`
+		HandshakeKey     HexBytes `json:"handshake_key"`
+		HandshakeNonce   HexBytes `json:"handshake_nonce"`
+		ApplicationKey   HexBytes `json:"application_key"`
+		ApplicationNonce HexBytes `json:"application_nonce"`
 	}
 	var tc struct {
 		CipherSuite uint16 `json:"cipher_suite"`
 		SenderData  struct {
-			SenderDataSecret hexBytes `json:"sender_data_secret"`
-			Ciphertext       hexBytes `json:"ciphertext"`
-			Key              hexBytes `json:"key"`
-			Nonce            hexBytes `json:"nonce"`
+			SenderDataSecret HexBytes `json:"sender_data_secret"`
+			Ciphertext       HexBytes `json:"ciphertext"`
+			Key              HexBytes `json:"key"`
+			Nonce            HexBytes `json:"nonce"`
 		} `json:"sender_data"`
-		EncryptionSecret hexBytes       `json:"encryption_secret"`
+		EncryptionSecret HexBytes       `json:"encryption_secret"`
 		Leaves           [][]generation `json:"leaves"`
 	}
 	if err := decodeCase(raw, &tc); err != nil {

@@ -17,11 +17,11 @@ import (
 func verifyTranscriptHashes(raw json.RawMessage) error {
 	var tc struct {
 		CipherSuite     uint16   `json:"cipher_suite"`
-		ConfirmationKey hexBytes `json:"confirmation_key"`
-		Content         hexBytes `json:"authenticated_content"`
-		InterimBefore   hexBytes `json:"interim_transcript_hash_before"`
-		ConfirmedAfter  hexBytes `json:"confirmed_transcript_hash_after"`
-		InterimAfter    hexBytes `json:"interim_transcript_hash_after"`
+		ConfirmationKey HexBytes `json:"confirmation_key"`
+		Content         HexBytes `json:"authenticated_content"`
+		InterimBefore   HexBytes `json:"interim_transcript_hash_before"`
+		ConfirmedAfter  HexBytes `json:"confirmed_transcript_hash_after"`
+		InterimAfter    HexBytes `json:"interim_transcript_hash_after"`
 	}
 	if err := decodeCase(raw, &tc); err != nil {
 		return err

@@ -29,25 +29,25 @@ import (
 func verifyTreeKEM(raw json.RawMessage) error {
 	var tc struct {
 		CipherSuite             uint16   `json:"cipher_suite"`
-		GroupID                 hexBytes `json:"group_id"`
+		GroupID                 HexBytes `json:"group_id"`
 		Epoch                   uint64   `json:"epoch"`
-		ConfirmedTranscriptHash hexBytes `json:"confirmed_transcript_hash"`
-		RatchetTree             hexBytes `json:"ratchet_tree"`
+		ConfirmedTranscriptHash HexBytes `json:"confirmed_transcript_hash"`
+		RatchetTree             HexBytes `json:"ratchet_tree"`
 		LeavesPrivate           []struct {
 			Index          uint32   `json:"index"`
-			EncryptionPriv hexBytes `json:"encryption_priv"`
-			SignaturePriv  hexBytes `json:"signature_priv"`
+			EncryptionPriv HexBytes `json:"encryption_priv"`
+			SignaturePriv  HexBytes `json:"signature_priv"`
 			PathSecrets    []struct {
 				Node       uint32   `json:"node"`
-				PathSecret hexBytes `json:"path_secret"`
+				PathSecret HexBytes `json:"path_secret"`
 			} `json:"path_secrets"`
 		} `json:"leaves_private"`
 		UpdatePaths []struct {
 			Sender        uint32     `json:"sender"`
-			UpdatePath    hexBytes   `json:"update_path"`
-			PathSecrets   []hexBytes `json:"path_secrets"`
-			CommitSecret  hexBytes   `json:"commit_secret"`
-			TreeHashAfter hexBytes   `json:"tree_hash_after"`
+			UpdatePath    HexBytes   `json:"update_path"`
+			PathSecrets   []HexBytes `json:"path_secrets"`
+			CommitSecret  HexBytes   `json:"commit_secret"`
+			TreeHashAfter HexBytes   `json:"tree_hash_after"`
 		} `json:"update_paths"`
 	}
 	if err := decodeCase(raw, &tc); err != nil {

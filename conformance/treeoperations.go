@@ -17,12 +17,12 @@ import (
 func verifyTreeOperations(raw json.RawMessage) error {
 	var tc struct {
 		CipherSuite    uint16   `json:"cipher_suite"`
-		TreeBefore     hexBytes `json:"tree_before"`
-		Proposal       hexBytes `json:"proposal"`
+		TreeBefore     HexBytes `json:"tree_before"`
+		Proposal       HexBytes `json:"proposal"`
 		ProposalSender uint32   `json:"proposal_sender"`
-		TreeHashBefore hexBytes `json:"tree_hash_before"`
-		TreeAfter      hexBytes `json:"tree_after"`
-		TreeHashAfter  hexBytes `json:"tree_hash_after"`
+		TreeHashBefore HexBytes `json:"tree_hash_before"`
+		TreeAfter      HexBytes `json:"tree_after"`
+		TreeHashAfter  HexBytes `json:"tree_hash_after"`
 	}
 	if err := decodeCase(raw, &tc); err != nil {
 		return err

@@ -18,10 +18,10 @@ import (
 func verifyTreeValidation(raw json.RawMessage) error {
 	var tc struct {
 		CipherSuite uint16     `json:"cipher_suite"`
-		Tree        hexBytes   `json:"tree"`
-		GroupID     hexBytes   `json:"group_id"`
+		Tree        HexBytes   `json:"tree"`
+		GroupID     HexBytes   `json:"group_id"`
 		Resolutions [][]uint32 `json:"resolutions"`
-		TreeHashes  []hexBytes `json:"tree_hashes"`
+		TreeHashes  []HexBytes `json:"tree_hashes"`
 	}
 	if err := decodeCase(raw, &tc); err != nil {
 		return err

@@ -15,10 +15,10 @@ import (
 func verifyWelcome(raw json.RawMessage) error {
 	var tc struct {
 		CipherSuite uint16   `json:"cipher_suite"`
-		InitPriv    hexBytes `json:"init_priv"`
-		SignerPub   hexBytes `json:"signer_pub"`
-		KeyPackage  hexBytes `json:"key_package"`
-		Welcome     hexBytes `json:"welcome"`
+		InitPriv    HexBytes `json:"init_priv"`
+		SignerPub   HexBytes `json:"signer_pub"`
+		KeyPackage  HexBytes `json:"key_package"`
+		Welcome     HexBytes `json:"welcome"`
 	}
 	if err := decodeCase(raw, &tc); err != nil {
 		return err

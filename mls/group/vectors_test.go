@@ -1,7 +1,6 @@
 package group_test
 
 import (
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -9,47 +8,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mlsengine/mlsengine/conformance"
 	"github.com/mlsengine/mlsengine/mls/ciphersuite"
 	"github.com/mlsengine/mlsengine/mls/group"
 	"github.com/mlsengine/mlsengine/mls/secret"
 	"github.com/mlsengine/mlsengine/mls/wire"
 )
 
-type hexBytes []byte
-
-func (h *hexBytes) UnmarshalJSON(b []byte) error {
-	if string(b) == "null" {
-		*h = nil
-		return nil
-	}
-	var s string
-	if err := json.Unmarshal(b, &s); err != nil {
-		return err
-	}
-	d, err := hex.DecodeString(s)
-	*h = d
-	return err
-}
-
-type passiveCase struct {
-	CipherSuite  uint16 `json:"cipher_suite"`
-	ExternalPSKs []struct {
-		PSKID hexBytes `json:"psk_id"`
-		PSK   hexBytes `json:"psk"`
-	} `json:"external_psks"`
-	KeyPackage                hexBytes `json:"key_package"`
-	SignaturePriv             hexBytes `json:"signature_priv"`
-	EncryptionPriv            hexBytes `json:"encryption_priv"`
-	InitPriv                  hexBytes `json:"init_priv"`
-	Welcome                   hexBytes `json:"welcome"`
-	RatchetTree               hexBytes `json:"ratchet_tree"`
-	InitialEpochAuthenticator hexBytes `json:"initial_epoch_authenticator"`
-	Epochs                    []struct {
-		Proposals          []hexBytes `json:"proposals"`
-		Commit             hexBytes   `json:"commit"`
-		EpochAuthenticator hexBytes   `json:"epoch_authenticator"`
-	} `json:"epochs"`
-}
+type passiveCase = conformance.PassiveClientCase
 
 // passiveClientFiles lists the passive-client vector files
 // (mls-implementations test-vectors.md, "Passive Client Scenarios").
