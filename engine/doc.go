@@ -56,7 +56,11 @@
 //	Scope   Class        Name               Value (msgpack array, element 0 the version)
 //	group   Public       engine             [1, suite uint, signer str: hex SHA-256 of the signature public key]
 //	client  KeyMaterial  signature/<hex>    [1, suite uint, private key bin]
+//	client  KeyMaterial  psk/<hex>          [1, psk_id bin, psk bin]: an external PSK (StorePSK),
+//	                                        named by the SHA-256 of its psk_id
 //
 // The signature key is stored once per client and shared by the groups and
-// key packages that use it; DeleteSignatureKey removes it.
+// key packages that use it; DeleteSignatureKey removes it. External PSKs
+// stored with StorePSK serve every group of the client: a group resolves
+// an external PSK from Config.PSKs first, then from the store.
 package engine

@@ -49,11 +49,12 @@ func JoinExternal(ctx context.Context, store storage.Backend, signer *ciphersuit
 	default:
 		return nil, nil, fmt.Errorf("engine: group %x: %w", gid, ErrGroupExists)
 	}
+	oc := withStore(store, &c, ctx)
 	g, commit, err := group.JoinExternal(&c.Config, msg.GroupInfo, c.identity(signer, cred), opts)
 	if err != nil {
 		return nil, nil, err
 	}
-	h := newHandle(store, &c, signer, g)
+	h := newHandle(store, &c, oc, signer, g)
 	if replace {
 		if err := DeleteGroup(ctx, store, h.id); err != nil && !errors.Is(err, storage.ErrGroupNotFound) {
 			ch := g.TakeChanges()
@@ -81,14 +82,17 @@ func (h *Group) ownIdentity(c *Config) *group.Identity {
 
 // successor stores a group that a ReInit or branch of h created, and the
 // changes of h itself.
-func (h *Group) successor(ctx context.Context, cfg *Config, op string, f func(g *group.Group, id *group.Identity) (*group.Group, *group.CommitResult, error)) (*Group, *CommitResult, error) {
+func (h *Group) successor(ctx context.Context, cfg *Config, op string, f func(g *group.Group, id *group.Identity, c *Config) (*group.Group, *group.CommitResult, error)) (*Group, *CommitResult, error) {
 	c := orDefault(cfg)
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.g == nil {
 		return nil, nil, h.err
 	}
-	ng, r, err := f(h.g, h.ownIdentity(&c))
+	h.opc.ctx = ctx
+	defer func() { h.opc.ctx = nil }()
+	oc := withStore(h.store, &c, ctx)
+	ng, r, err := f(h.g, h.ownIdentity(&c), &c)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -98,7 +102,7 @@ func (h *Group) successor(ctx context.Context, cfg *Config, op string, f func(g 
 		ch.Clear()
 		return nil, nil, err
 	}
-	nh := newHandle(h.store, &c, h.signer, ng)
+	nh := newHandle(h.store, &c, oc, h.signer, ng)
 	if err := nh.create(ctx, nil); err != nil {
 		return nil, nil, err
 	}
@@ -111,8 +115,7 @@ func (h *Group) successor(ctx context.Context, cfg *Config, op string, f func(g 
 // returns the new group, in epoch 1, and the commit whose Welcome goes to
 // the others (they join with JoinOptions.Predecessor set to this group).
 func (h *Group) ReInit(ctx context.Context, cfg *Config, keyPackages []*wire.KeyPackage) (*Group, *CommitResult, error) {
-	return h.successor(ctx, cfg, "reinit", func(g *group.Group, id *group.Identity) (*group.Group, *group.CommitResult, error) {
-		c := orDefault(cfg)
+	return h.successor(ctx, cfg, "reinit", func(g *group.Group, id *group.Identity, c *Config) (*group.Group, *group.CommitResult, error) {
 		return g.ReInit(&c.Config, id, keyPackages)
 	})
 }
@@ -121,8 +124,7 @@ func (h *Group) ReInit(ctx context.Context, cfg *Config, keyPackages []*wire.Key
 // group id (cfg.GroupID, or random) and cfg.Extensions, adding the members
 // of keyPackages with a branch resumption PSK.
 func (h *Group) Branch(ctx context.Context, cfg *Config, keyPackages []*wire.KeyPackage) (*Group, *CommitResult, error) {
-	return h.successor(ctx, cfg, "branch", func(g *group.Group, id *group.Identity) (*group.Group, *group.CommitResult, error) {
-		c := orDefault(cfg)
+	return h.successor(ctx, cfg, "branch", func(g *group.Group, id *group.Identity, c *Config) (*group.Group, *group.CommitResult, error) {
 		return g.Branch(&c.Config, id, c.GroupID, c.Extensions, keyPackages)
 	})
 }

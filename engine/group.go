@@ -25,6 +25,7 @@ type Group struct {
 	id      []byte
 	version uint64
 	log     *slog.Logger
+	opc     *opContext // the context of the operation in progress, for PSK lookups
 
 	g   *group.Group // nil once the handle is broken or deleted
 	err error        // why g is nil
@@ -38,11 +39,12 @@ func NewGroup(ctx context.Context, store storage.Backend, signer *ciphersuite.Si
 	if signer == nil {
 		return nil, fmt.Errorf("%w: nil signer", group.ErrInvalidArgument)
 	}
+	oc := withStore(store, &c, ctx)
 	g, err := group.Create(&c.Config, c.suite(), c.identity(signer, cred), c.GroupID, c.Extensions)
 	if err != nil {
 		return nil, err
 	}
-	h := newHandle(store, &c, signer, g)
+	h := newHandle(store, &c, oc, signer, g)
 	if err := h.create(ctx, nil); err != nil {
 		return nil, err
 	}
@@ -81,11 +83,12 @@ func LoadGroup(ctx context.Context, store storage.Backend, groupID []byte, cfg .
 	if err != nil {
 		return nil, err
 	}
+	oc := withStore(store, &c, ctx)
 	g, err := group.Restore(&c.Config, signer, fromStorage(recs.Records))
 	if err != nil {
 		return nil, err
 	}
-	h := newHandle(store, &c, signer, g)
+	h := newHandle(store, &c, oc, signer, g)
 	h.version = recs.Version
 	return h, nil
 }
@@ -107,9 +110,21 @@ func DeleteGroup(ctx context.Context, store storage.Backend, groupID []byte) err
 	return nil
 }
 
-func newHandle(store storage.Backend, c *Config, signer *ciphersuite.SigningKey, g *group.Group) *Group {
+// withStore makes c resolve external PSKs from the store too, during the
+// operations of oc; see StorePSK.
+func withStore(store storage.Backend, c *Config, ctx context.Context) *opContext {
+	oc := &opContext{ctx: ctx}
+	c.Config.PSKs = withStoredPSKs(store, oc, c.Config.PSKs)
+	return oc
+}
+
+// newHandle wraps a group made or restored with a Config prepared by
+// withStore, whose opContext is oc.
+func newHandle(store storage.Backend, c *Config, oc *opContext, signer *ciphersuite.SigningKey, g *group.Group) *Group {
+	oc.ctx = nil
 	id := g.GroupID()
 	h := &Group{
+		opc:    oc,
 		store:  store,
 		cfg:    *c,
 		signer: signer,
@@ -171,6 +186,8 @@ func (h *Group) run(ctx context.Context, op string, f func(g *group.Group) (stor
 	if err := ctx.Err(); err != nil {
 		return err
 	}
+	h.opc.ctx = ctx
+	defer func() { h.opc.ctx = nil }()
 	store, err := f(h.g)
 	if err != nil {
 		// Package group leaves the state unchanged on failure; if changes
@@ -253,6 +270,8 @@ func (h *Group) Reload(ctx context.Context) error {
 	if h.g == nil && errors.Is(h.err, errDeleted) {
 		return h.err
 	}
+	h.opc.ctx = ctx
+	defer func() { h.opc.ctx = nil }()
 	h.reloadLocked(ctx)
 	if h.g == nil {
 		return h.err

@@ -167,6 +167,7 @@ func JoinGroup(ctx context.Context, store storage.Backend, msg *wire.MLSMessage,
 	if err := checkLifetime(b.KeyPackage, c.Now); err != nil {
 		return nil, err
 	}
+	oc := withStore(store, &c, ctx)
 	jo := &group.JoinOptions{RatchetTree: opts.RatchetTree, PSKs: opts.PSKs}
 	var g *group.Group
 	join := func() { g, err = group.Join(&c.Config, msg.Welcome, b, jo) }
@@ -180,7 +181,7 @@ func JoinGroup(ctx context.Context, store storage.Backend, msg *wire.MLSMessage,
 	if err != nil {
 		return nil, err
 	}
-	h := newHandle(store, &c, b.SigningKey, g)
+	h := newHandle(store, &c, oc, b.SigningKey, g)
 	if err := h.create(ctx, nil); err != nil {
 		return nil, err
 	}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/mlsengine/mlsengine/engine"
 	"github.com/mlsengine/mlsengine/mls/group"
+	"github.com/mlsengine/mlsengine/mls/secret"
 	"github.com/mlsengine/mlsengine/mls/wire"
 	"github.com/mlsengine/mlsengine/storage"
 )
@@ -239,5 +240,60 @@ func TestBranch(t *testing.T) {
 	}
 	if rm, err := bobSub.Process(ctx, msg); err != nil || string(rm.ApplicationData) != "in the branch" {
 		t.Fatalf("branch message: %v", err)
+	}
+}
+
+// TestStoredPSKs: an external PSK stored once serves every group of the
+// client (RFC 9420 §8.4); deleting it erases it from the backend.
+func TestStoredPSKs(t *testing.T) {
+	ctx := context.Background()
+	alice, bob := pair(t, 121)
+	id, psk := []byte("shared-psk"), []byte("0123456789abcdef0123456789abcdef")
+	for _, m := range []*member{alice, bob} {
+		if err := engine.StorePSK(ctx, m.store, id, secret.Copy(psk)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := engine.StorePSK(ctx, alice.store, id, secret.Copy(psk)); !errors.Is(err, storage.ErrWriteOnce) {
+		t.Fatalf("second PSK under one id: %v", err)
+	}
+	alice.reload(t)
+	bob.reload(t)
+	prop, _, err := alice.g.ProposeExternalPSK(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bob.g.Process(ctx, prop); err != nil {
+		t.Fatal(err)
+	}
+	res, err := alice.g.Commit(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	land(t, alice, res, bob)
+	mustAgree(t, alice, bob)
+	if !holds(t, bob.store, psk) {
+		t.Fatal("the stored PSK is not in the backend")
+	}
+	if err := engine.DeletePSK(ctx, bob.store, id); err != nil {
+		t.Fatal(err)
+	}
+	if holds(t, bob.store, psk) {
+		t.Fatal("a deleted PSK is still in the backend")
+	}
+	// Without it, Bob cannot process a commit that injects it again.
+	prop, _, err = alice.g.ProposeExternalPSK(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bob.g.Process(ctx, prop); err != nil {
+		t.Fatal(err)
+	}
+	res, err = alice.g.Commit(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bob.g.Process(ctx, res.Commit); !errors.Is(err, group.ErrUnknownPSK) {
+		t.Fatalf("commit of a deleted PSK: %v", err)
 	}
 }

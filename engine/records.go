@@ -40,14 +40,32 @@ type meta struct {
 //	engine            [1, suite uint16, signer str (64 hex digits)]
 //	signature/<hex>   [1, suite uint16, private key bin]
 func (m *meta) record(groupID []byte) storage.Record {
+	v := encodeRecord(2, len(m.Signer), func(e recordEncoder) {
+		e.uint(uint64(m.Suite))
+		e.str(m.Signer)
+	})
+	return storage.Record{Key: storage.Key{Scope: storage.GroupScope(groupID), Class: storage.Public, Name: metaName}, Value: v}
+}
+
+// recordEncoder writes the fields of an engine record.
+type recordEncoder struct{ enc *msgpack.Encoder }
+
+// A bytes.Buffer never fails a write, so neither do these.
+func (e recordEncoder) uint(v uint64) { _ = e.enc.EncodeUint(v) }
+func (e recordEncoder) bin(b []byte)  { _ = e.enc.EncodeBytes(b) }
+func (e recordEncoder) str(s string)  { _ = e.enc.EncodeString(s) }
+
+// encodeRecord writes [recordVersion, fields...] with n fields of about
+// size payload bytes in all, into a buffer sized up front: a reallocation
+// would leave a copy of a secret behind.
+func encodeRecord(n, size int, f func(e recordEncoder)) []byte {
 	var buf bytes.Buffer
+	buf.Grow(size + 16 + 9*n)
 	enc := msgpack.NewEncoder(&buf)
-	// A bytes.Buffer never fails a write.
-	_ = enc.EncodeArrayLen(3)
+	_ = enc.EncodeArrayLen(n + 1)
 	_ = enc.EncodeUint(recordVersion)
-	_ = enc.EncodeUint(uint64(m.Suite))
-	_ = enc.EncodeString(m.Signer)
-	return storage.Record{Key: storage.Key{Scope: storage.GroupScope(groupID), Class: storage.Public, Name: metaName}, Value: buf.Bytes()}
+	f(recordEncoder{enc})
+	return buf.Bytes()
 }
 
 // recordDecoder reads an engine record. It keeps the bytes.Reader so that
@@ -121,19 +139,14 @@ func signerKey(ref string) storage.Key {
 	return storage.Key{Scope: storage.ClientScope(), Class: storage.KeyMaterial, Name: signerPrefix + ref}
 }
 
-// encodeSigner writes the signer record into a buffer sized up front, so
-// that no reallocation leaves a copy of the private key behind.
+// encodeSigner writes the signer record.
 func encodeSigner(suite ciphersuite.ID, k *ciphersuite.SigningKey) []byte {
 	priv := k.Bytes()
 	defer priv.Clear()
-	var buf bytes.Buffer
-	buf.Grow(priv.Len() + 16)
-	enc := msgpack.NewEncoder(&buf)
-	_ = enc.EncodeArrayLen(3)
-	_ = enc.EncodeUint(recordVersion)
-	_ = enc.EncodeUint(uint64(suite))
-	_ = enc.EncodeBytes(priv.Bytes())
-	return buf.Bytes()
+	return encodeRecord(2, priv.Len(), func(e recordEncoder) {
+		e.uint(uint64(suite))
+		e.bin(priv.Bytes())
+	})
 }
 
 func decodeSigner(b []byte) (*ciphersuite.SigningKey, error) {
