@@ -78,6 +78,29 @@ func KeyPackages(ctx context.Context, store storage.Backend) ([]*wire.KeyPackage
 	return out, nil
 }
 
+// KeyPackageRef returns the KeyPackageRef of kp (RFC 9420 §5.2), the id
+// DeleteKeyPackage and NewMemberAddProposal take.
+func KeyPackageRef(kp *wire.KeyPackage) ([]byte, error) {
+	s, err := ciphersuite.Lookup(ciphersuite.ID(kp.CipherSuite))
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", group.ErrUnsupported, err)
+	}
+	return s.MakeKeyPackageRef(kp.Bytes()), nil
+}
+
+// NewMemberAddProposal builds, from a stored key package, the proposal of
+// a client that asks to join groupID at epoch (§12.1.8, sender
+// new_member_proposal); a member commits it, and the client joins with
+// JoinGroup from the Welcome. The key package stays stored.
+func NewMemberAddProposal(ctx context.Context, store storage.Backend, ref, groupID []byte, epoch uint64) (*wire.MLSMessage, error) {
+	b, err := loadBundle(ctx, store, ref)
+	if err != nil {
+		return nil, err
+	}
+	defer b.Clear()
+	return group.NewMemberAddProposal(groupID, epoch, b)
+}
+
 // JoinOptions are the optional inputs of JoinGroup.
 type JoinOptions struct {
 	// RatchetTree is the encoded ratchet tree for a Welcome without the
@@ -93,26 +116,35 @@ type JoinOptions struct {
 // findKeyPackage returns the stored key package a Welcome is for.
 func findKeyPackage(ctx context.Context, store storage.Backend, w *wire.Welcome) (*group.KeyPackageBundle, error) {
 	for _, s := range w.Secrets {
-		keys := keyPackageKeys(s.NewMember)
-		pub, err := store.Get(ctx, keys[0])
-		if errors.Is(err, storage.ErrNotFound) {
-			continue
+		b, err := loadBundle(ctx, store, s.NewMember)
+		if !errors.Is(err, ErrNoKeyPackage) {
+			return b, err
 		}
-		if err != nil {
-			return nil, storageErr("reading key package", err)
-		}
-		km, err := store.Get(ctx, keys[1])
-		if errors.Is(err, storage.ErrNotFound) {
-			continue // its private keys are gone: used or being deleted
-		}
-		if err != nil {
-			return nil, storageErr("reading key package", err)
-		}
-		b, err := restoreBundle(ctx, store, pub, km)
-		clear(km)
-		return b, err
 	}
 	return nil, ErrNoKeyPackage
+}
+
+// loadBundle reads a stored key package and its private keys by
+// reference; ErrNoKeyPackage if either is missing (used, or being
+// deleted).
+func loadBundle(ctx context.Context, store storage.Backend, ref []byte) (*group.KeyPackageBundle, error) {
+	keys := keyPackageKeys(ref)
+	pub, err := store.Get(ctx, keys[0])
+	if errors.Is(err, storage.ErrNotFound) {
+		return nil, ErrNoKeyPackage
+	}
+	if err != nil {
+		return nil, storageErr("reading key package", err)
+	}
+	km, err := store.Get(ctx, keys[1])
+	if errors.Is(err, storage.ErrNotFound) {
+		return nil, ErrNoKeyPackage
+	}
+	if err != nil {
+		return nil, storageErr("reading key package", err)
+	}
+	defer clear(km)
+	return restoreBundle(ctx, store, pub, km)
 }
 
 func restoreBundle(ctx context.Context, store storage.Backend, pub, km []byte) (*group.KeyPackageBundle, error) {

@@ -297,3 +297,35 @@ func TestStoredPSKs(t *testing.T) {
 		t.Fatalf("commit of a deleted PSK: %v", err)
 	}
 }
+
+// TestNewMemberProposal: a client asks to join with a stored key package
+// (RFC 9420 §12.1.8, new_member_proposal); a member commits the Add by
+// reference and the client joins from the Welcome.
+func TestNewMemberProposal(t *testing.T) {
+	ctx := context.Background()
+	alice, bob := pair(t, 131)
+	carol := newMember(t, "carol", 133)
+	ref, err := engine.KeyPackageRef(carol.keyPackage(t, false))
+	if err != nil {
+		t.Fatal(err)
+	}
+	prop, err := engine.NewMemberAddProposal(ctx, carol.store, ref, alice.g.GroupID(), alice.g.Epoch())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range []*member{alice, bob} {
+		if _, err := m.g.Process(ctx, prop); err != nil {
+			t.Fatalf("%s: %v", m.name, err)
+		}
+	}
+	res, err := alice.g.Commit(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	land(t, alice, res, bob)
+	carol.join(t, res.Welcome)
+	mustAgree(t, alice, bob, carol)
+	if _, err := engine.NewMemberAddProposal(ctx, carol.store, ref, alice.g.GroupID(), alice.g.Epoch()); !errors.Is(err, engine.ErrNoKeyPackage) {
+		t.Fatalf("proposal from a used key package: %v", err)
+	}
+}
