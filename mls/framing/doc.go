@@ -66,4 +66,13 @@
 // fails to decrypt or verify, because secrettree.Tree.Key hands each key out
 // once. Getting that far needs a valid encrypted SenderData, which only
 // holders of the epoch's sender_data_secret can produce.
+//
+// # Other key sources
+//
+// Epoch takes content keys from a secrettree.Tree. A caller with its own
+// secret tree, for example one that must take a key back if the message is
+// rejected, uses the §6.3 functions underneath, which take the content key
+// and nonce as arguments: EncodePrivate and PrivatePlaintext.Seal to send;
+// OpenSenderData, then OpenPrivateContent with the key of the generation
+// the SenderData names, then Epoch.Verify, to receive.
 package framing

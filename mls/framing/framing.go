@@ -214,7 +214,11 @@ func checkContent(c *wire.FramedContent, wf wire.WireFormat) error {
 
 // checkAuth checks that a commit carries a confirmation tag of MAC size.
 func (e *Epoch) checkAuth(ct wire.ContentType, auth *wire.FramedContentAuthData) error {
-	if ct == wire.ContentTypeCommit && len(auth.ConfirmationTag) != e.Suite.HashLen() {
+	return checkConfirmationTag(e.Suite, ct, auth)
+}
+
+func checkConfirmationTag(suite *ciphersuite.Suite, ct wire.ContentType, auth *wire.FramedContentAuthData) error {
+	if ct == wire.ContentTypeCommit && len(auth.ConfirmationTag) != suite.HashLen() {
 		return ErrConfirmationTag
 	}
 	return nil

@@ -2,7 +2,9 @@ package framing
 
 import (
 	"crypto/cipher"
+	cryptorand "crypto/rand"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
 
@@ -58,24 +60,305 @@ func encodeAAD(groupID []byte, epoch uint64, ct wire.ContentType, authData []byt
 
 // newAEAD keys the suite's AEAD and checks the nonce length, so that
 // cipher.AEAD never panics on a nonce of the wrong size.
-func (e *Epoch) newAEAD(key, nonce secret.Secret) (cipher.AEAD, error) {
-	a, err := e.Suite.NewAEAD(key.Bytes())
+func newAEAD(suite *ciphersuite.Suite, key, nonce []byte) (cipher.AEAD, error) {
+	a, err := suite.NewAEAD(key)
 	if err != nil {
 		return nil, fmt.Errorf("framing: %w", err)
 	}
-	if nonce.Len() != a.NonceSize() || a.Overhead() != tagLen {
-		return nil, fmt.Errorf("framing: %w: nonce of %d bytes", ciphersuite.ErrInvalidLength, nonce.Len())
+	if len(nonce) != a.NonceSize() || a.Overhead() != tagLen {
+		return nil, fmt.Errorf("framing: %w: nonce of %d bytes", ciphersuite.ErrInvalidLength, len(nonce))
 	}
 	return a, nil
 }
 
-// applyReuseGuard XORs the reuse guard into the first four bytes of the
-// ratchet nonce (§6.3.1). The nonce is the caller's own copy.
-func applyReuseGuard(nonce secret.Secret, guard []byte) {
-	n := nonce.Bytes()
-	for i := range 4 {
-		n[i] ^= guard[i]
+// guardedNonce appends to dst a copy of the ratchet nonce with the reuse
+// guard XORed into its first four bytes (§6.3.1), and returns the copy; the
+// caller clears it. A nonce shorter than the guard is copied unchanged, for
+// newAEAD to reject.
+func guardedNonce(dst []byte, nonce secret.Secret, guard []byte) []byte {
+	n := append(dst, nonce.Bytes()...)
+	if len(n) >= 4 {
+		for i := range 4 {
+			n[i] ^= guard[i]
+		}
 	}
+	return n
+}
+
+// checkPrivateContent checks that ac may be sent as a PrivateMessage: it
+// was signed for mls_private_message by a member, its content type has its
+// body (§6.1, §6.3.2), and a commit carries a confirmation tag of MAC size.
+func checkPrivateContent(suite *ciphersuite.Suite, ac *wire.AuthenticatedContent) error {
+	if ac == nil {
+		return fmt.Errorf("%w: nil content", ErrContentType)
+	}
+	if ac.WireFormat != wire.WireFormatPrivateMessage {
+		return fmt.Errorf("%w: content signed for %v", ErrWireFormat, ac.WireFormat)
+	}
+	if err := checkContent(&ac.Content, wire.WireFormatPrivateMessage); err != nil {
+		return err
+	}
+	return checkConfirmationTag(suite, ac.Content.ContentType, &ac.Auth)
+}
+
+// PrivatePlaintext is a PrivateMessage before encryption (§6.3.1): the
+// encoded and padded PrivateMessageContent of one AuthenticatedContent,
+// and its PrivateContentAAD. EncodePrivate builds it without a content
+// key, so that a sender whose key source hands keys out irrevocably (such
+// as secrettree.Tree) takes a key only once nothing but the encryption can
+// fail; Seal then encrypts it, once.
+type PrivatePlaintext struct {
+	suite *ciphersuite.Suite
+	ac    *wire.AuthenticatedContent
+	pt    []byte // content and padding; encrypted in place by Seal, nil after
+	aad   []byte // PrivateContentAAD; its first sdLen bytes are the SenderDataAAD
+	sdLen int
+	nonce [12]byte // room for the guarded nonce of every RFC 9420 AEAD (§17.1)
+}
+
+// EncodePrivate encodes the PrivateMessageContent of ac, signed by a member
+// for wire format mls_private_message, followed by padding zero bytes
+// (§6.3.1), and the PrivateContentAAD. It rejects what may not be sent as
+// a PrivateMessage (ErrWireFormat, ErrContentType, ErrInvalidSender,
+// ErrConfirmationTag), a negative padding (ErrPadding), and a ciphertext
+// that would not fit its varint length prefix (codec.ErrTooLong). It does
+// not check ac's group_id and epoch: Epoch.ProtectPrivate does.
+func EncodePrivate(suite *ciphersuite.Suite, ac *wire.AuthenticatedContent, padding int) (*PrivatePlaintext, error) {
+	if suite == nil {
+		return nil, fmt.Errorf("%w: no cipher suite", ErrNotConfigured)
+	}
+	if err := checkPrivateContent(suite, ac); err != nil {
+		return nil, err
+	}
+	if padding < 0 || padding > codec.MaxVarint {
+		return nil, fmt.Errorf("%w: %d", ErrPadding, padding)
+	}
+	return encodePrivate(suite, ac, padding)
+}
+
+// encodePrivate is EncodePrivate once ac and padding have been checked.
+func encodePrivate(suite *ciphersuite.Suite, ac *wire.AuthenticatedContent, padding int) (*PrivatePlaintext, error) {
+	c := &ac.Content
+	// The plaintext buffer has room for the padding and the tag: it is
+	// padded and encrypted in place.
+	content := wire.PrivateMessageContent{
+		ContentType:     c.ContentType,
+		ApplicationData: c.ApplicationData,
+		Proposal:        c.Proposal,
+		Commit:          c.Commit,
+		Auth:            ac.Auth,
+	}
+	w := codec.NewWriter(len(c.ApplicationData) + len(ac.Auth.Signature) + len(ac.Auth.ConfirmationTag) + 16 + padding + tagLen)
+	content.MarshalMLS(w)
+	pt, err := w.Result()
+	if err != nil {
+		return nil, fmt.Errorf("framing: encoding PrivateMessageContent: %w", err)
+	}
+	aad, sdLen, err := encodeAAD(c.GroupID, c.Epoch, c.ContentType, c.AuthenticatedData)
+	if err != nil {
+		return nil, err
+	}
+	p := &PrivatePlaintext{suite: suite, ac: ac, pt: pt, aad: aad, sdLen: sdLen}
+	if err := p.Pad(padding); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// Len returns the length of the plaintext: the encoded
+// PrivateMessageContent and its padding so far.
+func (p *PrivatePlaintext) Len() int {
+	if p == nil {
+		return 0
+	}
+	return len(p.pt)
+}
+
+// Pad appends n more zero bytes of padding (§6.3.1), for example to round
+// Len up to a multiple of a block size. It fails with ErrPadding if n is
+// negative, and with codec.ErrTooLong if the ciphertext would not fit its
+// varint length prefix.
+func (p *PrivatePlaintext) Pad(n int) error {
+	if n < 0 || n > codec.MaxVarint {
+		return fmt.Errorf("%w: %d", ErrPadding, n)
+	}
+	if p == nil || p.pt == nil {
+		return errSealed
+	}
+	if len(p.pt)+n+tagLen > codec.MaxVarint {
+		return fmt.Errorf("framing: ciphertext: %w", codec.ErrTooLong)
+	}
+	p.pt = append(p.pt, make([]byte, n)...)
+	return nil
+}
+
+var errSealed = errors.New("framing: PrivatePlaintext nil or already sealed")
+
+// Seal encrypts p as a PrivateMessage (§6.3) under key and nonce, the
+// ratchet_key and ratchet_nonce of generation of the sender's ratchet
+// (§9.1): it XORs a fresh reuse guard read from rand (crypto/rand.Reader
+// if nil) into a copy of nonce, encrypts the PrivateMessageContent with
+// the PrivateContentAAD (§6.3.1), then encrypts the SenderData with the
+// SenderDataAAD under the sender data key and nonce that sds derives from
+// the ciphertext's first KDF.Nh bytes (§6.3.2). The PrivateMessage shares
+// the content's group_id and authenticated_data. It neither keeps nor
+// clears key and nonce. p is encrypted in place: Seal works once.
+func (p *PrivatePlaintext) Seal(sds EpochSecrets, generation uint32, key, nonce secret.Secret, rand io.Reader) (*wire.PrivateMessage, error) {
+	if p == nil || p.pt == nil {
+		return nil, errSealed
+	}
+	if sds == nil {
+		return nil, fmt.Errorf("%w: no sender data secret", ErrNotConfigured)
+	}
+	if rand == nil {
+		rand = cryptorand.Reader
+	}
+	c := &p.ac.Content
+	sd := make([]byte, senderDataLen, senderDataLen+tagLen)
+	binary.BigEndian.PutUint32(sd[0:], c.Sender.LeafIndex)
+	binary.BigEndian.PutUint32(sd[4:], generation)
+	if _, err := io.ReadFull(rand, sd[8:12]); err != nil {
+		return nil, fmt.Errorf("framing: reading reuse guard: %w", err)
+	}
+	n := guardedNonce(p.nonce[:0], nonce, sd[8:12])
+	defer clear(n)
+	a, err := newAEAD(p.suite, key.Bytes(), n)
+	if err != nil {
+		return nil, err
+	}
+	ct := a.Seal(p.pt[:0], n, p.pt, p.aad)
+	p.pt = nil
+
+	sdKey, sdNonce, err := sds.SenderDataKeyNonce(ct)
+	if err != nil {
+		return nil, fmt.Errorf("framing: sender data key: %w", err)
+	}
+	defer sdKey.Clear()
+	defer sdNonce.Clear()
+	sa, err := newAEAD(p.suite, sdKey.Bytes(), sdNonce.Bytes())
+	if err != nil {
+		return nil, err
+	}
+	esd := sa.Seal(sd[:0], sdNonce.Bytes(), sd, p.aad[:p.sdLen])
+	return &wire.PrivateMessage{
+		GroupID:             c.GroupID,
+		Epoch:               c.Epoch,
+		ContentType:         c.ContentType,
+		AuthenticatedData:   c.AuthenticatedData,
+		EncryptedSenderData: esd,
+		Ciphertext:          ct,
+	}, nil
+}
+
+// OpenSenderData decrypts and decodes the SenderData of a received
+// PrivateMessage (§6.3.2) under the sender data key and nonce that sds
+// derives from the first KDF.Nh bytes of pm's ciphertext. It fails with
+// ErrDecryption if the encrypted SenderData or the ciphertext is too short
+// or does not decrypt. It checks neither pm's group_id and epoch nor that
+// the leaf it names holds a member: the caller does, before taking the
+// generation's content key for OpenPrivateContent.
+func OpenSenderData(suite *ciphersuite.Suite, sds EpochSecrets, pm *wire.PrivateMessage) (*wire.SenderData, error) {
+	switch {
+	case suite == nil:
+		return nil, fmt.Errorf("%w: no cipher suite", ErrNotConfigured)
+	case sds == nil:
+		return nil, fmt.Errorf("%w: no sender data secret", ErrNotConfigured)
+	case pm == nil:
+		return nil, fmt.Errorf("%w: nil message", ErrWireFormat)
+	}
+	aad, sdLen, err := encodeAAD(pm.GroupID, pm.Epoch, pm.ContentType, nil)
+	if err != nil {
+		return nil, err
+	}
+	if len(pm.EncryptedSenderData) != senderDataLen+tagLen {
+		return nil, fmt.Errorf("%w: encrypted sender data of %d bytes", ErrDecryption, len(pm.EncryptedSenderData))
+	}
+	if len(pm.Ciphertext) < tagLen {
+		return nil, fmt.Errorf("%w: ciphertext shorter than the tag", ErrDecryption)
+	}
+	key, nonce, err := sds.SenderDataKeyNonce(pm.Ciphertext)
+	if err != nil {
+		return nil, fmt.Errorf("framing: sender data key: %w", err)
+	}
+	defer key.Clear()
+	defer nonce.Clear()
+	a, err := newAEAD(suite, key.Bytes(), nonce.Bytes())
+	if err != nil {
+		return nil, err
+	}
+	b, err := a.Open(make([]byte, 0, senderDataLen), nonce.Bytes(), pm.EncryptedSenderData, aad[:sdLen])
+	if err != nil {
+		return nil, fmt.Errorf("%w: sender data: %w", ErrDecryption, ciphersuite.ErrDecryption)
+	}
+	sd := &wire.SenderData{
+		LeafIndex:  binary.BigEndian.Uint32(b[0:]),
+		Generation: binary.BigEndian.Uint32(b[4:]),
+	}
+	copy(sd.ReuseGuard[:], b[8:12])
+	return sd, nil
+}
+
+// OpenPrivateContent decrypts the content of a received PrivateMessage
+// (§6.3.1) under key and nonce, the ratchet_key and ratchet_nonce of
+// generation sd.Generation of the ratchet of the sender sd names (§9.1),
+// with sd.ReuseGuard XORed into a copy of nonce. It decodes the
+// PrivateMessageContent strictly (padding must be zero: codec.ErrMalformed)
+// and returns the AuthenticatedContent, wire format mls_private_message,
+// sent by the member at sd.LeafIndex and sharing pm's group_id and
+// authenticated_data. It fails with ErrDecryption if the content does not
+// decrypt and with ErrConfirmationTag if a commit carries no tag of MAC
+// size. It neither keeps nor clears key and nonce, and does not verify
+// the signature: see Epoch.Verify.
+func OpenPrivateContent(suite *ciphersuite.Suite, pm *wire.PrivateMessage, sd *wire.SenderData, key, nonce secret.Secret) (*wire.AuthenticatedContent, error) {
+	switch {
+	case suite == nil:
+		return nil, fmt.Errorf("%w: no cipher suite", ErrNotConfigured)
+	case pm == nil:
+		return nil, fmt.Errorf("%w: nil message", ErrWireFormat)
+	case sd == nil:
+		return nil, fmt.Errorf("%w: no sender data", ErrDecryption)
+	case len(pm.Ciphertext) < tagLen:
+		return nil, fmt.Errorf("%w: ciphertext shorter than the tag", ErrDecryption)
+	}
+	aad, _, err := encodeAAD(pm.GroupID, pm.Epoch, pm.ContentType, pm.AuthenticatedData)
+	if err != nil {
+		return nil, err
+	}
+	// One buffer holds the plaintext and, after it, the guarded nonce.
+	ptLen := len(pm.Ciphertext) - tagLen
+	buf := make([]byte, 0, ptLen+nonce.Len())
+	n := guardedNonce(buf[ptLen:ptLen], nonce, sd.ReuseGuard[:])
+	defer clear(n)
+	a, err := newAEAD(suite, key.Bytes(), n)
+	if err != nil {
+		return nil, err
+	}
+	pt, err := a.Open(buf[:0:ptLen], n, pm.Ciphertext, aad)
+	if err != nil {
+		return nil, fmt.Errorf("%w: content: %w", ErrDecryption, ciphersuite.ErrDecryption)
+	}
+	pc, err := wire.UnmarshalPrivateMessageContent(pt, pm.ContentType)
+	if err != nil {
+		return nil, fmt.Errorf("framing: decrypted content: %w", err)
+	}
+	ac := &wire.AuthenticatedContent{
+		WireFormat: wire.WireFormatPrivateMessage,
+		Content: wire.FramedContent{
+			GroupID:           pm.GroupID,
+			Epoch:             pm.Epoch,
+			Sender:            wire.Sender{SenderType: wire.SenderTypeMember, LeafIndex: sd.LeafIndex},
+			AuthenticatedData: pm.AuthenticatedData,
+			ContentType:       pm.ContentType,
+			ApplicationData:   pc.ApplicationData,
+			Proposal:          pc.Proposal,
+			Commit:            pc.Commit,
+		},
+		Auth: pc.Auth,
+	}
+	if err := checkPrivateContent(suite, ac); err != nil {
+		return nil, err
+	}
+	return ac, nil
 }
 
 func (e *Epoch) checkPrivateKeys() error {
@@ -100,19 +383,10 @@ func (e *Epoch) ProtectPrivate(ac *wire.AuthenticatedContent, padding int) (*wir
 	if err := e.checkSuite(); err != nil {
 		return nil, err
 	}
-	if ac == nil {
-		return nil, fmt.Errorf("%w: nil content", ErrContentType)
-	}
-	if ac.WireFormat != wire.WireFormatPrivateMessage {
-		return nil, fmt.Errorf("%w: content signed for %v", ErrWireFormat, ac.WireFormat)
+	if err := checkPrivateContent(e.Suite, ac); err != nil {
+		return nil, err
 	}
 	c := &ac.Content
-	if err := checkContent(c, wire.WireFormatPrivateMessage); err != nil {
-		return nil, err
-	}
-	if err := e.checkAuth(c.ContentType, &ac.Auth); err != nil {
-		return nil, err
-	}
 	if err := e.checkGroup(c.GroupID, c.Epoch); err != nil {
 		return nil, err
 	}
@@ -126,69 +400,18 @@ func (e *Epoch) ProtectPrivate(ac *wire.AuthenticatedContent, padding int) (*wir
 	if err != nil {
 		return nil, err
 	}
-
 	// Encode everything before taking a generation, so that an encoding
-	// failure wastes none. The plaintext buffer has room for the tag: it
-	// is encrypted in place.
-	content := wire.PrivateMessageContent{
-		ContentType:     c.ContentType,
-		ApplicationData: c.ApplicationData,
-		Proposal:        c.Proposal,
-		Commit:          c.Commit,
-		Auth:            ac.Auth,
-	}
-	w := codec.NewWriter(len(c.ApplicationData) + len(ac.Auth.Signature) + len(ac.Auth.ConfirmationTag) + 16 + padding + tagLen)
-	content.MarshalMLS(w)
-	pt, err := w.Result()
-	if err != nil {
-		return nil, fmt.Errorf("framing: encoding PrivateMessageContent: %w", err)
-	}
-	if len(pt)+padding+tagLen > codec.MaxVarint {
-		return nil, fmt.Errorf("framing: ciphertext: %w", codec.ErrTooLong)
-	}
-	pt = append(pt, make([]byte, padding)...)
-	aad, sdLen, err := encodeAAD(c.GroupID, c.Epoch, c.ContentType, c.AuthenticatedData)
+	// failure wastes none.
+	p, err := encodePrivate(e.Suite, ac, padding)
 	if err != nil {
 		return nil, err
 	}
-
 	kn, err := e.SecretTree.NextKey(treemath.LeafIndex(c.Sender.LeafIndex), rt)
 	if err != nil {
 		return nil, fmt.Errorf("framing: content key: %w", err)
 	}
 	defer kn.Clear()
-	sd := make([]byte, senderDataLen, senderDataLen+tagLen)
-	binary.BigEndian.PutUint32(sd[0:], c.Sender.LeafIndex)
-	binary.BigEndian.PutUint32(sd[4:], kn.Generation)
-	if _, err := io.ReadFull(e.rand(), sd[8:12]); err != nil {
-		return nil, fmt.Errorf("framing: reading reuse guard: %w", err)
-	}
-	applyReuseGuard(kn.Nonce, sd[8:12])
-	a, err := e.newAEAD(kn.Key, kn.Nonce)
-	if err != nil {
-		return nil, err
-	}
-	ct := a.Seal(pt[:0], kn.Nonce.Bytes(), pt, aad)
-
-	sdKey, sdNonce, err := e.Secrets.SenderDataKeyNonce(ct)
-	if err != nil {
-		return nil, fmt.Errorf("framing: sender data key: %w", err)
-	}
-	defer sdKey.Clear()
-	defer sdNonce.Clear()
-	sa, err := e.newAEAD(sdKey, sdNonce)
-	if err != nil {
-		return nil, err
-	}
-	esd := sa.Seal(sd[:0], sdNonce.Bytes(), sd, aad[:sdLen])
-	return &wire.PrivateMessage{
-		GroupID:             c.GroupID,
-		Epoch:               c.Epoch,
-		ContentType:         c.ContentType,
-		AuthenticatedData:   c.AuthenticatedData,
-		EncryptedSenderData: esd,
-		Ciphertext:          ct,
-	}, nil
+	return p.Seal(e.Secrets, kn.Generation, kn.Key, kn.Nonce, e.rand())
 }
 
 // UnprotectPrivate decrypts and authenticates a received PrivateMessage
@@ -221,19 +444,9 @@ func (e *Epoch) UnprotectPrivate(pm *wire.PrivateMessage) (*wire.AuthenticatedCo
 	if err != nil {
 		return nil, nil, err
 	}
-	aad, sdLen, err := encodeAAD(pm.GroupID, pm.Epoch, pm.ContentType, pm.AuthenticatedData)
-	if err != nil {
-		return nil, nil, err
-	}
-	if len(pm.EncryptedSenderData) != senderDataLen+tagLen {
-		return nil, nil, fmt.Errorf("%w: encrypted sender data of %d bytes", ErrDecryption, len(pm.EncryptedSenderData))
-	}
-	if len(pm.Ciphertext) < tagLen {
-		return nil, nil, fmt.Errorf("%w: ciphertext shorter than the tag", ErrDecryption)
-	}
 
 	// §6.3.2: sender data.
-	sd, err := e.openSenderData(pm, aad[:sdLen])
+	sd, err := OpenSenderData(e.Suite, e.Secrets, pm)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -247,42 +460,13 @@ func (e *Epoch) UnprotectPrivate(pm *wire.PrivateMessage) (*wire.AuthenticatedCo
 		return nil, nil, fmt.Errorf("framing: content key: %w", err)
 	}
 	defer kn.Clear()
-	applyReuseGuard(kn.Nonce, sd.ReuseGuard[:])
-	a, err := e.newAEAD(kn.Key, kn.Nonce)
+	ac, err := OpenPrivateContent(e.Suite, pm, sd, kn.Key, kn.Nonce)
 	if err != nil {
-		return nil, nil, err
-	}
-	pt, err := a.Open(make([]byte, 0, len(pm.Ciphertext)-tagLen), kn.Nonce.Bytes(), pm.Ciphertext, aad)
-	if err != nil {
-		return nil, nil, fmt.Errorf("%w: content: %w", ErrDecryption, ciphersuite.ErrDecryption)
-	}
-	pc, err := wire.UnmarshalPrivateMessageContent(pt, pm.ContentType)
-	if err != nil {
-		return nil, nil, fmt.Errorf("framing: decrypted content: %w", err)
-	}
-	ac := &wire.AuthenticatedContent{
-		WireFormat: wire.WireFormatPrivateMessage,
-		Content: wire.FramedContent{
-			GroupID:           pm.GroupID,
-			Epoch:             pm.Epoch,
-			Sender:            wire.Sender{SenderType: wire.SenderTypeMember, LeafIndex: sd.LeafIndex},
-			AuthenticatedData: pm.AuthenticatedData,
-			ContentType:       pm.ContentType,
-			ApplicationData:   pc.ApplicationData,
-			Proposal:          pc.Proposal,
-			Commit:            pc.Commit,
-		},
-		Auth: pc.Auth,
-	}
-	if err := checkContent(&ac.Content, wire.WireFormatPrivateMessage); err != nil {
-		return nil, nil, err
-	}
-	if err := e.checkAuth(ac.Content.ContentType, &ac.Auth); err != nil {
 		return nil, nil, err
 	}
 
 	// §6.1: signature.
-	w := codec.NewWriter(len(pt) + len(pm.GroupID) + len(pm.AuthenticatedData) + contextSize(e.Context) + 32)
+	w := codec.NewWriter(len(pm.Ciphertext) + len(pm.GroupID) + len(pm.AuthenticatedData) + contextSize(e.Context) + 16)
 	e.appendTBS(w, wire.WireFormatPrivateMessage, &ac.Content)
 	tbs, err := w.Result()
 	if err != nil {
@@ -292,28 +476,4 @@ func (e *Epoch) UnprotectPrivate(pm *wire.PrivateMessage) (*wire.AuthenticatedCo
 		return nil, nil, err
 	}
 	return ac, sd, nil
-}
-
-// openSenderData decrypts and decodes the SenderData of pm (§6.3.2).
-func (e *Epoch) openSenderData(pm *wire.PrivateMessage, aad []byte) (*wire.SenderData, error) {
-	key, nonce, err := e.Secrets.SenderDataKeyNonce(pm.Ciphertext)
-	if err != nil {
-		return nil, fmt.Errorf("framing: sender data key: %w", err)
-	}
-	defer key.Clear()
-	defer nonce.Clear()
-	a, err := e.newAEAD(key, nonce)
-	if err != nil {
-		return nil, err
-	}
-	b, err := a.Open(make([]byte, 0, senderDataLen), nonce.Bytes(), pm.EncryptedSenderData, aad)
-	if err != nil {
-		return nil, fmt.Errorf("%w: sender data: %w", ErrDecryption, ciphersuite.ErrDecryption)
-	}
-	sd := &wire.SenderData{
-		LeafIndex:  binary.BigEndian.Uint32(b[0:]),
-		Generation: binary.BigEndian.Uint32(b[4:]),
-	}
-	copy(sd.ReuseGuard[:], b[8:12])
-	return sd, nil
 }
