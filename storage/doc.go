@@ -18,30 +18,15 @@
 //     "/", such as "tree/node/17". The character set maps onto file names,
 //     SQL text, NATS subjects (with "/" as ".") and URL paths unescaped.
 //
-// What the engine stores, and the names it is expected to use (the engine
-// owns the names; these are the conventions this package was designed for):
-//
-//	Scope   Class        Name                          Holds
-//	group   Public       context                       GroupContext, epoch
-//	group   Public       tree/...                      ratchet tree, by node or sub-tree
-//	group   Public       transcript/interim            interim transcript hash
-//	group   Public       confirmation-tag              confirmation tag
-//	group   Public       join-config                   configuration given at create/join
-//	group   Public       own-leaf/index, own-leaf/...  own leaf index and leaf nodes
-//	group   Public       proposal/<ref>                queued proposals
-//	group   Public       pending-commit                a staged own commit
-//	group   KeyMaterial  epoch/<e>/secrets             epoch secrets
-//	group   KeyMaterial  epoch/<e>/ratchet/<leaf>/<g>  message secrets (sender ratchets)
-//	group   KeyMaterial  epoch/<e>/hpke/<node>         the epoch's HPKE private keys
-//	group   KeyMaterial  resumption/<e>                resumption PSKs
-//	group   KeyMaterial  pending-update/<ref>          leaf keys of pending updates
-//	client  Public       key-package/<ref>             own key packages
-//	client  KeyMaterial  key-package/<ref>             their init and leaf private keys
-//	client  KeyMaterial  psk/<id>                      external PSKs
-//	client  KeyMaterial  signature/<ref>               signature private keys
-//
-// (<ref> is a hash reference or id in unpadded base64url or hex; numbers
-// in decimal.)
+// What the engine stores under which names is documented where the
+// records are written: package mls/group's records.go (the group's
+// records: GroupContext, ratchet tree in chunks, transcript hashes, queued
+// proposals, pending commit, epoch secrets, secret tree nodes and sender
+// ratchets, HPKE keys, resumption PSKs, pending-update keys; and the key
+// package records) and package engine's documentation (the signature key
+// pair, external PSKs, the engine's own record of each group). For
+// example "context" (Public), "tree/128/3" (Public), "epoch/12/secrets"
+// (KeyMaterial), "key-package/<hex ref>" (client, both classes).
 //
 // # Key material is write-once
 //
