@@ -26,6 +26,10 @@ type Group struct {
 	version uint64
 	log     *slog.Logger
 	opc     *opContext // the context of the operation in progress, for PSK lookups
+	// deferred: an operation left changes to be stored with the next one
+	// (processing a commit), so the change log is not empty between
+	// operations.
+	deferred bool
 
 	g   *group.Group // nil once the handle is broken or deleted
 	err error        // why g is nil
@@ -191,14 +195,18 @@ func (h *Group) run(ctx context.Context, op string, f func(g *group.Group) (stor
 	store, err := f(h.g)
 	if err != nil {
 		// Package group leaves the state unchanged on failure; if changes
-		// were logged anyway, the stored state is the truth.
-		if ch := h.g.TakeChanges(); !ch.Empty() {
-			ch.Clear()
-			h.reloadLocked(context.WithoutCancel(ctx))
+		// were logged anyway (and none were left by an earlier operation),
+		// the stored state is the truth.
+		if !h.deferred {
+			if ch := h.g.TakeChanges(); !ch.Empty() {
+				ch.Clear()
+				h.reloadLocked(context.WithoutCancel(ctx))
+			}
 		}
 		return err
 	}
 	if !store {
+		h.deferred = true
 		return nil
 	}
 	return h.persistLocked(ctx, op)
@@ -233,6 +241,7 @@ func (h *Group) persistLocked(ctx context.Context, op string) error {
 		Deletes: toStorageKeys(h.id, ch.Deletes),
 	}
 	v, err := h.store.Apply(ctx, u)
+	h.deferred = false // stored now, or dropped by the reload below
 	if err != nil {
 		err = storageErr(op, err)
 		h.log.Warn("storing group state failed; reloading", "group", h.logID(), "op", op, "err", err)
@@ -259,7 +268,7 @@ func (h *Group) reloadLocked(ctx context.Context) {
 		h.g, h.err = nil, fmt.Errorf("%w: reload: %w", ErrHandleBroken, err)
 		return
 	}
-	h.g, h.version = g, recs.Version
+	h.g, h.version, h.deferred = g, recs.Version, false
 }
 
 // Reload replaces the handle's state by the stored one, for instance after

@@ -159,6 +159,10 @@ func TestStagedCommitAcrossReload(t *testing.T) {
 		if err != nil {
 			t.Fatalf("encrypt=%v: the commit again after a reload: %v", encrypt, err)
 		}
+		// A rejected operation in between keeps the staged commit usable.
+		if _, _, err := bob.g.ProposeRemove(ctx, 99); err == nil {
+			t.Fatal("removing a leaf outside the tree was accepted")
+		}
 		if err := bob.g.MergeStagedCommit(ctx, rm.Commit); err != nil {
 			t.Fatal(err)
 		}
