@@ -11,7 +11,6 @@
 package conformance
 
 import (
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -19,6 +18,8 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+
+	"github.com/mlsengine/mlsengine/internal/vectors"
 )
 
 // Kind names a test-vector format after its canonical file name.
@@ -188,24 +189,7 @@ func runCase(verify func(json.RawMessage) error, raw json.RawMessage) (err error
 // HexBytes decodes a JSON hex string; JSON null decodes as nil.
 // HexBytes is a byte string written in hex in the vector files (null is
 // nil).
-type HexBytes []byte
-
-func (h *HexBytes) UnmarshalJSON(b []byte) error {
-	if string(b) == "null" {
-		*h = nil
-		return nil
-	}
-	var s string
-	if err := json.Unmarshal(b, &s); err != nil {
-		return err
-	}
-	d, err := hex.DecodeString(s)
-	if err != nil {
-		return err
-	}
-	*h = d
-	return nil
-}
+type HexBytes = vectors.Hex
 
 // decodeCase unmarshals a case strictly: unknown fields are not an error
 // (generators add fields), but malformed hex is.

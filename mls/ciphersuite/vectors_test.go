@@ -3,28 +3,18 @@ package ciphersuite
 import (
 	"bytes"
 	"crypto/sha3"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
-
 	"io"
 	"os"
 	"slices"
 	"testing"
+
+	"github.com/mlsengine/mlsengine/internal/vectors"
 )
 
 // hexBytes decodes a JSON hex string.
-type hexBytes []byte
-
-func (h *hexBytes) UnmarshalJSON(b []byte) error {
-	var s string
-	if err := json.Unmarshal(b, &s); err != nil {
-		return err
-	}
-	d, err := hex.DecodeString(s)
-	*h = d
-	return err
-}
+type hexBytes = vectors.Hex
 
 func readJSON(t *testing.T, path string, v any) {
 	t.Helper()

@@ -1,11 +1,9 @@
 package framing_test
 
 import (
-	"encoding/hex"
-	"encoding/json"
-	"os"
 	"testing"
 
+	"github.com/mlsengine/mlsengine/internal/vectors"
 	"github.com/mlsengine/mlsengine/mls/ciphersuite"
 	"github.com/mlsengine/mlsengine/mls/codec"
 	"github.com/mlsengine/mlsengine/mls/framing"
@@ -18,17 +16,7 @@ import (
 
 const vectorPath = "../../testdata/vectors/message-protection.json"
 
-type hexBytes []byte
-
-func (h *hexBytes) UnmarshalJSON(b []byte) error {
-	var s string
-	if err := json.Unmarshal(b, &s); err != nil {
-		return err
-	}
-	d, err := hex.DecodeString(s)
-	*h = d
-	return err
-}
+type hexBytes = vectors.Hex
 
 // vector is one case of message-protection.json.
 type vector struct {
@@ -54,16 +42,9 @@ type vector struct {
 
 func loadVectors(tb testing.TB) []vector {
 	tb.Helper()
-	data, err := os.ReadFile(vectorPath)
+	vs, err := vectors.Load[vector](vectorPath)
 	if err != nil {
 		tb.Fatal(err)
-	}
-	var vs []vector
-	if err := json.Unmarshal(data, &vs); err != nil {
-		tb.Fatal(err)
-	}
-	if len(vs) == 0 {
-		tb.Fatal("no vectors")
 	}
 	return vs
 }

@@ -2,29 +2,19 @@ package keyschedule
 
 import (
 	"bytes"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
 	"testing"
 
+	"github.com/mlsengine/mlsengine/internal/vectors"
 	"github.com/mlsengine/mlsengine/mls/ciphersuite"
 	"github.com/mlsengine/mlsengine/mls/codec"
 	"github.com/mlsengine/mlsengine/mls/secret"
 )
 
-type hexBytes []byte
-
-func (h *hexBytes) UnmarshalJSON(b []byte) error {
-	var s string
-	if err := json.Unmarshal(b, &s); err != nil {
-		return err
-	}
-	d, err := hex.DecodeString(s)
-	*h = d
-	return err
-}
+type hexBytes = vectors.Hex
 
 func load(t testing.TB, name string, v any) {
 	t.Helper()

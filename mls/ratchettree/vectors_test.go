@@ -2,45 +2,26 @@ package ratchettree
 
 import (
 	"bytes"
-	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"slices"
 	"testing"
 
+	"github.com/mlsengine/mlsengine/internal/vectors"
 	"github.com/mlsengine/mlsengine/mls/ciphersuite"
 	"github.com/mlsengine/mlsengine/mls/codec"
 	"github.com/mlsengine/mlsengine/mls/treemath"
 	"github.com/mlsengine/mlsengine/mls/wire"
 )
 
-type hexBytes []byte
-
-func (h *hexBytes) UnmarshalJSON(b []byte) error {
-	var s string
-	if err := json.Unmarshal(b, &s); err != nil {
-		return err
-	}
-	d, err := hex.DecodeString(s)
-	*h = d
-	return err
-}
+type hexBytes = vectors.Hex
 
 func loadVectors[T any](t testing.TB, name string) []T {
 	t.Helper()
-	data, err := os.ReadFile(filepath.Join("..", "..", "testdata", "vectors", name))
+	cases, err := vectors.Load[T](filepath.Join("..", "..", "testdata", "vectors", name))
 	if err != nil {
 		t.Fatal(err)
-	}
-	var cases []T
-	if err := json.Unmarshal(data, &cases); err != nil {
-		t.Fatal(err)
-	}
-	if len(cases) == 0 {
-		t.Fatalf("%s: no cases", name)
 	}
 	return cases
 }

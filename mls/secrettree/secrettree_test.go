@@ -2,33 +2,21 @@ package secrettree
 
 import (
 	"bytes"
-	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
 	"math/rand/v2"
-	"os"
 	"slices"
 	"sync"
 	"testing"
 
+	"github.com/mlsengine/mlsengine/internal/vectors"
 	"github.com/mlsengine/mlsengine/mls/ciphersuite"
 	"github.com/mlsengine/mlsengine/mls/secret"
 	"github.com/mlsengine/mlsengine/mls/treemath"
 )
 
-type hexBytes []byte
-
-func (h *hexBytes) UnmarshalJSON(b []byte) error {
-	var s string
-	if err := json.Unmarshal(b, &s); err != nil {
-		return err
-	}
-	d, err := hex.DecodeString(s)
-	*h = d
-	return err
-}
+type hexBytes = vectors.Hex
 
 // secretTreeVector is the part of a secret-tree.json case that TestVectors
 // reads; conformance_test.go checks every field of the file.
@@ -43,16 +31,9 @@ type secretTreeVector struct {
 
 func loadVectors(t testing.TB) []secretTreeVector {
 	t.Helper()
-	data, err := os.ReadFile("../../testdata/vectors/secret-tree.json")
+	vs, err := vectors.Load[secretTreeVector]("../../testdata/vectors/secret-tree.json")
 	if err != nil {
 		t.Fatal(err)
-	}
-	var vs []secretTreeVector
-	if err := json.Unmarshal(data, &vs); err != nil {
-		t.Fatal(err)
-	}
-	if len(vs) == 0 {
-		t.Fatal("no vectors")
 	}
 	return vs
 }

@@ -1,11 +1,9 @@
 package treekem
 
 import (
-	"encoding/hex"
-	"encoding/json"
-	"os"
 	"testing"
 
+	"github.com/mlsengine/mlsengine/internal/vectors"
 	"github.com/mlsengine/mlsengine/mls/ciphersuite"
 	"github.com/mlsengine/mlsengine/mls/codec"
 	"github.com/mlsengine/mlsengine/mls/ratchettree"
@@ -19,21 +17,7 @@ import (
 // runs every check the format lists; the tests here set the vectors up
 // for what it does not check, and for FuzzProcessUpdatePath.
 
-type hexBytes []byte
-
-func (h *hexBytes) UnmarshalJSON(b []byte) error {
-	if string(b) == "null" {
-		*h = nil
-		return nil
-	}
-	var s string
-	if err := json.Unmarshal(b, &s); err != nil {
-		return err
-	}
-	d, err := hex.DecodeString(s)
-	*h = d
-	return err
-}
+type hexBytes = vectors.Hex
 
 type treeKEMVector struct {
 	CipherSuite             uint16   `json:"cipher_suite"`
@@ -60,16 +44,9 @@ const vectorFile = "../../testdata/vectors/treekem.json"
 
 func loadVectors(tb testing.TB) []treeKEMVector {
 	tb.Helper()
-	data, err := os.ReadFile(vectorFile)
+	vs, err := vectors.Load[treeKEMVector](vectorFile)
 	if err != nil {
 		tb.Fatal(err)
-	}
-	var vs []treeKEMVector
-	if err := json.Unmarshal(data, &vs); err != nil {
-		tb.Fatal(err)
-	}
-	if len(vs) == 0 {
-		tb.Fatal("no TreeKEM vectors")
 	}
 	return vs
 }
