@@ -25,6 +25,13 @@ var (
 	// duplicate key, key of another group, size limit, ...). It is a bug in
 	// the caller, not a storage failure; nothing was applied.
 	ErrInvalidUnit = errors.New("storage: invalid unit")
+	// ErrUnknownOutcome: the backend cannot tell whether the unit was
+	// applied (a timeout, a dropped connection, a failover after the write
+	// was sent). It was applied entirely or not at all. Apply the same unit
+	// (same ID) again to learn which: it is applied then, or recognized as
+	// applied and its version returned. Until then, act as if it may have
+	// been applied: keep what the operation produced.
+	ErrUnknownOutcome = errors.New("storage: outcome of the unit unknown")
 	// ErrInvalidKey: a Key, Scope, Class, name or List prefix breaks the
 	// rules in the package documentation. A unit holding such a key fails
 	// with an error that matches both ErrInvalidUnit and ErrInvalidKey.

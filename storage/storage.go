@@ -15,32 +15,41 @@ import (
 // multiple goroutines and must pass storagetest.Run. The package
 // documentation states the contract in full; in short:
 //
-//   - Apply applies a whole Unit or nothing, fenced by the group's version.
+//   - Apply applies a whole Unit or nothing, fenced by the group's version,
+//     and recognizes a retried unit by its ID.
 //   - Load returns a consistent snapshot of one group: all its records of both
-//     classes at one version.
-//   - Get and List read single records and ranges, mostly client-wide ones;
-//     they are not snapshots.
+//     classes at one version; Version reads the version alone.
+//   - Get, GetMany and List read single records, sets and ranges, mostly
+//     client-wide ones; they are not snapshots.
 //   - Values are copied in and out: the backend keeps no slice the caller
 //     passed, and the caller owns every slice the backend returns.
 //   - Every method returns ctx.Err() (possibly wrapped) if ctx is done before
-//     the operation takes effect; a cancelled Apply applies nothing.
+//     the operation takes effect; a cancelled Apply applies nothing, or ends
+//     with ErrUnknownOutcome if it cannot tell.
 type Backend interface {
 	// Apply applies u atomically and returns the group's new version.
 	//
-	// It first rejects a unit that Validate rejects (ErrInvalidUnit). For a
-	// group unit it then compares u.Version with the group's stored version
-	// (0 when the group does not exist) and fails with ErrConflict if they
-	// differ. It fails with ErrWriteOnce if a put of KeyMaterial names a
-	// record that exists. Otherwise it applies the unit (Validate ensures no
-	// key is both put and deleted, so order within it does not matter) and
-	// returns the group's new version: nonzero, greater than every version
-	// the group id had before, even one from before the group was deleted
-	// and created anew. A unit that deletes its group, and a client unit,
-	// return 0.
+	// It first rejects a unit that Validate rejects (ErrInvalidUnit). If
+	// u.ID is not zero and names one of the last RememberedUnits units
+	// applied to u.Scope (a retry after ErrUnknownOutcome or a lost reply),
+	// it applies nothing and returns the version that unit produced, with a
+	// nil error. Otherwise, for a group unit it compares u.Version with the
+	// group's stored version (0 when the group does not exist) and fails
+	// with ErrConflict if they differ. It fails with ErrWriteOnce if a put
+	// of KeyMaterial names a record that exists. Otherwise it applies the
+	// unit (Validate ensures no key is both put and deleted, nor put or
+	// deleted under a deleted prefix, so order within it does not matter)
+	// and returns the group's new version: nonzero, greater than every
+	// version the group id had before, even one from before the group was
+	// deleted and created anew. A unit that deletes its group, and a client
+	// unit, return 0.
 	//
-	// On any error nothing is applied, and after a crash at any point a
-	// later Load, Get or List sees either none of the unit or all of it.
-	// Apply neither keeps nor modifies u.
+	// On ErrUnknownOutcome the unit was applied entirely or not at all and
+	// the backend cannot tell which (a timeout, a lost connection, a
+	// failover); applying the same unit again (same ID) tells: it is
+	// applied then, or recognized as applied. On any other error nothing is
+	// applied. After a crash at any point a later read sees either none of
+	// the unit or all of it. Apply neither keeps nor modifies u.
 	Apply(ctx context.Context, u *Unit) (version uint64, err error)
 
 	// Load returns every record of the group (both classes, no client-wide
@@ -49,8 +58,20 @@ type Backend interface {
 	// holds no record gives an empty GroupRecords and a nil error.
 	Load(ctx context.Context, groupID []byte) (*GroupRecords, error)
 
+	// Version returns the group's stored version, as Load would report it,
+	// in one cheap request: a cached copy of the group is current exactly
+	// when its version is this one. A group that does not exist gives
+	// ErrGroupNotFound.
+	Version(ctx context.Context, groupID []byte) (uint64, error)
+
 	// Get returns the value of one record, or ErrNotFound.
 	Get(ctx context.Context, k Key) ([]byte, error)
+
+	// GetMany returns the records of keys that exist, in one request, sorted
+	// by Key.Compare; keys that name no record are left out (no error).
+	// At most MaxReadKeys keys, each valid (ErrInvalidKey otherwise);
+	// duplicates are returned once.
+	GetMany(ctx context.Context, keys []Key) ([]Record, error)
 
 	// List returns the records of one scope and class whose names start with
 	// prefix, sorted by name. Prefix is "" (every record) or whole name
@@ -132,6 +153,8 @@ func ClientScope() Scope { return Scope{kind: scopeClient} }
 // GroupScope is the scope of one group's records. Any byte string is a group
 // id, the empty one included (RFC 9420 §8.1 puts no bound on group_id); a
 // nil and an empty id name the same group. The id is copied.
+//
+// Keys and units accept group ids of at most MaxGroupIDLen bytes.
 func GroupScope(groupID []byte) Scope { return Scope{kind: scopeGroup, id: string(groupID)} }
 
 // IsClient reports whether s is the client scope.
@@ -164,6 +187,22 @@ func (s Scope) String() string {
 	return "invalid"
 }
 
+// validate checks that s is a client scope or a group scope with an id of
+// at most MaxGroupIDLen bytes.
+func (s Scope) validate() error {
+	switch {
+	case s.kind == scopeZero:
+		return fmt.Errorf("%w: zero Scope (use GroupScope or ClientScope)", ErrInvalidKey)
+	case len(s.id) > MaxGroupIDLen:
+		return fmt.Errorf("%w: group id of %d bytes, more than MaxGroupIDLen (%d)", ErrInvalidKey, len(s.id), MaxGroupIDLen)
+	}
+	return nil
+}
+
+// ValidateGroupID checks a group id against MaxGroupIDLen; the error matches
+// ErrInvalidKey. Backends call it first in Load and Version.
+func ValidateGroupID(groupID []byte) error { return GroupScope(groupID).validate() }
+
 // compare orders client before groups, and groups by id bytes.
 func (s Scope) compare(o Scope) int {
 	if c := cmp.Compare(s.kind, o.kind); c != 0 {
@@ -188,8 +227,8 @@ type Key struct {
 // Validate checks the key against the rules above; the error matches
 // ErrInvalidKey.
 func (k Key) Validate() error {
-	if k.Scope.kind == scopeZero {
-		return fmt.Errorf("%w: zero Scope (use GroupScope or ClientScope)", ErrInvalidKey)
+	if err := k.Scope.validate(); err != nil {
+		return err
 	}
 	if !k.Class.Valid() {
 		return fmt.Errorf("%w: %v", ErrInvalidKey, k.Class)
@@ -296,146 +335,6 @@ func (g *GroupRecords) ClearKeyMaterial() {
 	}
 }
 
-// Unit is one atomic change: every write and deletion of one operation on one
-// group, including the client-wide records the operation touches (joining a
-// group deletes the key package it used in the same unit). A unit whose Scope
-// is ClientScope() changes only client-wide records and is not fenced by a
-// version.
-type Unit struct {
-	// Scope is the group the unit changes, or ClientScope() for a unit that
-	// changes client-wide records only.
-	Scope Scope
-	// Version is the group version the unit was built on: GroupRecords.Version
-	// of the Load it started from, or the version the previous Apply
-	// returned, or 0 for a group that must not exist yet. It must be 0 in a
-	// client unit.
-	Version uint64
-	// Puts writes records. Each key is in the unit's group scope or in the
-	// client scope.
-	Puts []Record
-	// Deletes removes records; deleting a record that does not exist is not
-	// an error. Each key is in the unit's group scope or in the client scope.
-	Deletes []Key
-	// DeleteGroup removes the group: every record of its scope, both
-	// classes, and its version, so that Load gives ErrGroupNotFound. Puts and
-	// Deletes may then only touch client-wide records. With Version 0 and no
-	// such group it is a no-op.
-	DeleteGroup bool
-}
-
-// Validate checks the unit's shape (no storage is consulted). Every Backend
-// must call it, or check the same rules, before applying a unit, so that a
-// unit is valid or invalid alike on every backend. The error matches
-// ErrInvalidUnit. The rules: the unit has a scope; a client unit has Version 0
-// and no DeleteGroup; every key is valid and in the unit's group or the
-// client scope; no key appears twice across Puts and Deletes; with
-// DeleteGroup, no key is in the group's scope; at most MaxUnitRecords puts and
-// deletes together; no value longer than MaxValueLen.
-func (u *Unit) Validate() error {
-	if u == nil {
-		return fmt.Errorf("%w: nil unit", ErrInvalidUnit)
-	}
-	switch u.Scope.kind {
-	case scopeGroup:
-	case scopeClient:
-		if u.Version != 0 {
-			return fmt.Errorf("%w: client unit with Version %d (client records are not versioned)", ErrInvalidUnit, u.Version)
-		}
-		if u.DeleteGroup {
-			return fmt.Errorf("%w: DeleteGroup in a client unit", ErrInvalidUnit)
-		}
-	default:
-		return fmt.Errorf("%w: zero Scope (use GroupScope or ClientScope)", ErrInvalidUnit)
-	}
-	n := len(u.Puts) + len(u.Deletes)
-	if n > MaxUnitRecords {
-		return fmt.Errorf("%w: %d puts and deletes, more than MaxUnitRecords (%d)", ErrInvalidUnit, n, MaxUnitRecords)
-	}
-	var seen map[Key]struct{}
-	if n > smallUnit {
-		seen = make(map[Key]struct{}, n)
-	}
-	for i, r := range u.Puts {
-		if err := u.checkKey(r.Key); err != nil {
-			return fmt.Errorf("%w: put %d: %w", ErrInvalidUnit, i, err)
-		}
-		if len(r.Value) > MaxValueLen {
-			return fmt.Errorf("%w: put %d (%v): value of %d bytes, more than MaxValueLen (%d)", ErrInvalidUnit, i, r.Key, len(r.Value), MaxValueLen)
-		}
-		if u.duplicate(seen, r.Key, i) {
-			return fmt.Errorf("%w: %v appears twice", ErrInvalidUnit, r.Key)
-		}
-	}
-	for i, k := range u.Deletes {
-		if err := u.checkKey(k); err != nil {
-			return fmt.Errorf("%w: delete %d: %w", ErrInvalidUnit, i, err)
-		}
-		if u.duplicate(seen, k, len(u.Puts)+i) {
-			return fmt.Errorf("%w: %v appears twice", ErrInvalidUnit, k)
-		}
-	}
-	return nil
-}
-
-// smallUnit is the size up to which duplicates are found by comparing every
-// pair, which is cheaper than building a map.
-const smallUnit = 16
-
-// duplicate reports whether k, the i-th key of the unit (puts first), appeared
-// before. With seen nil it scans the keys before i.
-func (u *Unit) duplicate(seen map[Key]struct{}, k Key, i int) bool {
-	if seen != nil {
-		if _, ok := seen[k]; ok {
-			return true
-		}
-		seen[k] = struct{}{}
-		return false
-	}
-	for j := 0; j < i; j++ {
-		var o Key
-		if j < len(u.Puts) {
-			o = u.Puts[j].Key
-		} else {
-			o = u.Deletes[j-len(u.Puts)]
-		}
-		if o == k {
-			return true
-		}
-	}
-	return false
-}
-
-func (u *Unit) checkKey(k Key) error {
-	if err := k.Validate(); err != nil {
-		return err
-	}
-	if k.Scope.IsClient() {
-		return nil
-	}
-	if k.Scope != u.Scope {
-		return fmt.Errorf("%v is outside the unit's scope %v", k, u.Scope)
-	}
-	if u.DeleteGroup {
-		return fmt.Errorf("%v is in the scope of a group the unit deletes", k)
-	}
-	return nil
-}
-
-// Limits every backend must accept and Validate enforces, so that an engine
-// tested on the in-memory backend fits any backend. They are sized for
-// NATS JetStream: an atomic batch holds at most 1000 messages of one stream
-// (leaving room for the backend's own bookkeeping records), and a message at
-// most 1 MiB by default (leaving room for sealing and headers).
-const (
-	// MaxUnitRecords bounds len(Puts)+len(Deletes) of one unit. A group
-	// deletion is one operation however many records it removes.
-	MaxUnitRecords = 512
-	// MaxValueLen bounds the length of one value in bytes.
-	MaxValueLen = 256 << 10
-	// MaxNameLen bounds the length of a record name in bytes.
-	MaxNameLen = 256
-)
-
 func validName(name string) error {
 	if name == "" {
 		return fmt.Errorf("%w: empty name", ErrInvalidKey)
@@ -487,11 +386,26 @@ func validPrefix(prefix string) error {
 // and a prefix that is "" or one or more whole name segments followed by "/".
 // The error matches ErrInvalidKey. Backends call it first in List.
 func ValidateList(scope Scope, class Class, prefix string) error {
-	if scope.kind == scopeZero {
-		return fmt.Errorf("%w: zero Scope (use GroupScope or ClientScope)", ErrInvalidKey)
+	if err := scope.validate(); err != nil {
+		return err
 	}
 	if !class.Valid() {
 		return fmt.Errorf("%w: %v", ErrInvalidKey, class)
 	}
 	return validPrefix(prefix)
+}
+
+// ValidateGetMany checks the arguments of Backend.GetMany: at most
+// MaxReadKeys keys, each valid. The error matches ErrInvalidKey. Backends
+// call it first in GetMany.
+func ValidateGetMany(keys []Key) error {
+	if len(keys) > MaxReadKeys {
+		return fmt.Errorf("%w: %d keys, more than MaxReadKeys (%d)", ErrInvalidKey, len(keys), MaxReadKeys)
+	}
+	for _, k := range keys {
+		if err := k.Validate(); err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -44,6 +44,31 @@ type Backend struct {
 	last   uint64 // the last version handed out, to any group
 	groups map[storage.Scope]*group
 	client map[rkey][]byte
+	// applied remembers the last storage.RememberedUnits units applied to
+	// each scope, so that a retry is recognized; a deleted group's entry
+	// stays, so that a retried deletion is recognized too.
+	applied map[storage.Scope]*recent
+}
+
+// recent is a ring of the last units applied to one scope.
+type recent struct {
+	ids      [storage.RememberedUnits]storage.UnitID
+	versions [storage.RememberedUnits]uint64
+	next     int
+}
+
+func (r *recent) find(id storage.UnitID) (uint64, bool) {
+	for i, x := range r.ids {
+		if x == id {
+			return r.versions[i], true
+		}
+	}
+	return 0, false
+}
+
+func (r *recent) add(id storage.UnitID, v uint64) {
+	r.ids[r.next], r.versions[r.next] = id, v
+	r.next = (r.next + 1) % len(r.ids)
 }
 
 var (
@@ -105,6 +130,25 @@ func (g *group) reindex(added []*entry) {
 	g.sorted = out
 }
 
+// deletePrefix erases and removes the records of class whose names start
+// with prefix, and reports whether there were any. The records are a range
+// of g.sorted.
+func (g *group) deletePrefix(class storage.Class, prefix string) bool {
+	i, _ := slices.BinarySearchFunc(g.sorted, rkey{class, prefix}, func(e *entry, k rkey) int { return e.key.compare(k) })
+	found := false
+	for _, e := range g.sorted[i:] {
+		if e.key.class != class || !strings.HasPrefix(e.key.name, prefix) {
+			break
+		}
+		g.bytes[class] -= len(e.v)
+		clear(e.v)
+		e.v, e.dead = nil, true
+		delete(g.recs, e.key)
+		found = true
+	}
+	return found
+}
+
 // New returns an empty Backend.
 func New() *Backend { return new(Backend) }
 
@@ -123,11 +167,30 @@ func (b *Backend) Apply(ctx context.Context, u *storage.Unit) (uint64, error) {
 	if err := ctx.Err(); err != nil {
 		return 0, err
 	}
+	if !u.ID.IsZero() {
+		if r := b.applied[u.Scope]; r != nil {
+			if v, ok := r.find(u.ID); ok {
+				return v, nil
+			}
+		}
+	}
 	g, err := b.check(u)
 	if err != nil {
 		return 0, err
 	}
-	return b.commit(u, g), nil
+	v := b.commit(u, g)
+	if !u.ID.IsZero() {
+		if b.applied == nil {
+			b.applied = make(map[storage.Scope]*recent)
+		}
+		r := b.applied[u.Scope]
+		if r == nil {
+			r = new(recent)
+			b.applied[u.Scope] = r
+		}
+		r.add(u.ID, v)
+	}
+	return v, nil
 }
 
 // check finds every reason to refuse u, before anything changes. It returns
@@ -185,6 +248,18 @@ func (b *Backend) commit(u *storage.Unit, g *group) uint64 {
 	}
 
 	removed := false
+	for _, p := range u.DeletePrefixes {
+		if p.Scope.IsClient() {
+			for rk, v := range b.client {
+				if rk.class == p.Class && strings.HasPrefix(rk.name, p.Prefix) {
+					clear(v)
+					delete(b.client, rk)
+				}
+			}
+		} else if g.deletePrefix(p.Class, p.Prefix) {
+			removed = true
+		}
+	}
 	for _, k := range u.Deletes {
 		rk := rkey{k.Class, k.Name}
 		if k.Scope.IsClient() {
@@ -240,6 +315,9 @@ func (b *Backend) Load(ctx context.Context, groupID []byte) (*storage.GroupRecor
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
+	if err := storage.ValidateGroupID(groupID); err != nil {
+		return nil, err
+	}
 	scope := storage.GroupScope(groupID)
 	b.mu.RLock()
 	defer b.mu.RUnlock()
@@ -268,6 +346,63 @@ func (b *Backend) Load(ctx context.Context, groupID []byte) (*storage.GroupRecor
 		}
 	}
 	return out, nil
+}
+
+// Version returns the group's version; see storage.Backend.
+func (b *Backend) Version(ctx context.Context, groupID []byte) (uint64, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	if err := storage.ValidateGroupID(groupID); err != nil {
+		return 0, err
+	}
+	scope := storage.GroupScope(groupID)
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	g := b.groups[scope]
+	if g == nil {
+		return 0, fmt.Errorf("%w: %v", storage.ErrGroupNotFound, scope)
+	}
+	return g.version, nil
+}
+
+// GetMany returns copies of the values of the keys that exist; see
+// storage.Backend.
+func (b *Backend) GetMany(ctx context.Context, keys []storage.Key) ([]storage.Record, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if err := storage.ValidateGetMany(keys); err != nil {
+		return nil, err
+	}
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	out := make([]storage.Record, 0, len(keys))
+	for _, k := range keys {
+		if v, ok := b.lookup(k); ok {
+			out = append(out, storage.Record{Key: k, Value: append(make([]byte, 0, len(v)), v...)})
+		}
+	}
+	storage.SortRecords(out)
+	return slices.CompactFunc(out, func(a, b storage.Record) bool { return a.Key == b.Key }), nil
+}
+
+// lookup returns the stored value of k, under the read lock.
+func (b *Backend) lookup(k storage.Key) ([]byte, bool) {
+	rk := rkey{k.Class, k.Name}
+	if k.Scope.IsClient() {
+		v, ok := b.client[rk]
+		return v, ok
+	}
+	g := b.groups[k.Scope]
+	if g == nil {
+		return nil, false
+	}
+	e, ok := g.recs[rk]
+	if !ok {
+		return nil, false
+	}
+	return e.v, true
 }
 
 // Get returns a copy of one value; see storage.Backend.

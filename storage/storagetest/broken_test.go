@@ -28,10 +28,16 @@ type naive struct {
 	versions  map[storage.Scope]uint64
 	recs      map[storage.Key][]byte
 	graveyard [][]byte // values a non-erasing backend still holds
+	applied   map[storage.Scope][]applied
+}
+
+type applied struct {
+	id      storage.UnitID
+	version uint64
 }
 
 func newNaive(defect string) *naive {
-	return &naive{defect: defect, versions: map[storage.Scope]uint64{}, recs: map[storage.Key][]byte{}}
+	return &naive{defect: defect, versions: map[storage.Scope]uint64{}, recs: map[storage.Key][]byte{}, applied: map[storage.Scope][]applied{}}
 }
 
 func (n *naive) is(d string) bool { return n.defect == d }
@@ -81,6 +87,26 @@ func (n *naive) Apply(ctx context.Context, u *storage.Unit) (uint64, error) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	scope := n.scope(u.Scope)
+	if !u.ID.IsZero() && !n.is("noretry") {
+		for _, a := range n.applied[scope] {
+			if a.id == u.ID {
+				return a.version, nil
+			}
+		}
+	}
+	v, err := n.apply(u, scope)
+	if err == nil && !u.ID.IsZero() {
+		keep := storage.RememberedUnits
+		if n.is("shortmemory") {
+			keep = 1
+		}
+		as := append(n.applied[scope], applied{u.ID, v})
+		n.applied[scope] = as[max(0, len(as)-keep):]
+	}
+	return v, err
+}
+
+func (n *naive) apply(u *storage.Unit, scope storage.Scope) (uint64, error) {
 	if u.Scope.IsGroup() && !n.is("noconflict") {
 		if have := n.versions[scope]; have != u.Version {
 			return 0, fmt.Errorf("%w: have %d", storage.ErrConflict, have)
@@ -112,6 +138,21 @@ func (n *naive) Apply(ctx context.Context, u *storage.Unit) (uint64, error) {
 			}
 		}
 		delete(n.versions, scope)
+	}
+	for _, p := range u.DeletePrefixes {
+		for k := range n.recs {
+			if k.Scope == n.scope(p.Scope) && k.Class == p.Class && strings.HasPrefix(k.Name, p.Prefix) {
+				if n.is("prefixnoerase") {
+					n.graveyard = append(n.graveyard, n.recs[k])
+					delete(n.recs, k)
+					continue
+				}
+				if n.is("noprefix") {
+					continue
+				}
+				n.drop(k)
+			}
+		}
 	}
 	for _, k := range u.Deletes {
 		n.drop(n.key(k))
@@ -145,6 +186,9 @@ func (n *naive) Load(ctx context.Context, gid []byte) (*storage.GroupRecords, er
 	if err := ctx.Err(); err != nil && !n.is("ignorectx") {
 		return nil, err
 	}
+	if err := storage.ValidateGroupID(gid); err != nil {
+		return nil, err
+	}
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	s := storage.GroupScope(gid)
@@ -165,6 +209,47 @@ func (n *naive) Load(ctx context.Context, gid []byte) (*storage.GroupRecords, er
 		slices.SortFunc(g.Records, func(a, b storage.Record) int { return -a.Key.Compare(b.Key) })
 	}
 	return g, nil
+}
+
+func (n *naive) Version(ctx context.Context, gid []byte) (uint64, error) {
+	if err := ctx.Err(); err != nil && !n.is("ignorectx") {
+		return 0, err
+	}
+	if err := storage.ValidateGroupID(gid); err != nil {
+		return 0, err
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	v, ok := n.versions[n.scope(storage.GroupScope(gid))]
+	if !ok {
+		return 0, storage.ErrGroupNotFound
+	}
+	if n.is("staleversion") && v > 0 {
+		return v - 1, nil
+	}
+	return v, nil
+}
+
+func (n *naive) GetMany(ctx context.Context, keys []storage.Key) ([]storage.Record, error) {
+	if err := ctx.Err(); err != nil && !n.is("ignorectx") {
+		return nil, err
+	}
+	if err := storage.ValidateGetMany(keys); err != nil {
+		return nil, err
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	var out []storage.Record
+	for i, k := range keys {
+		if n.is("getmanyfirst") && i > 0 {
+			break
+		}
+		if v, ok := n.recs[n.key(k)]; ok {
+			out = append(out, storage.Record{Key: k, Value: n.copyIn(v)})
+		}
+	}
+	storage.SortRecords(out)
+	return slices.CompactFunc(out, func(a, b storage.Record) bool { return a.Key == b.Key }), nil
 }
 
 func (n *naive) Get(ctx context.Context, k storage.Key) ([]byte, error) {
@@ -266,6 +351,12 @@ func TestSuiteCatchesDefects(t *testing.T) {
 		{"torn", []string{"ConcurrentReaders"}},
 		{"novalidate", []string{"InvalidUnits"}},
 		{"idprefix", []string{"Isolation", "DeleteGroup"}},
+		{"noretry", []string{"Retries", "UnknownOutcome"}},
+		{"shortmemory", []string{"Retries"}},
+		{"noprefix", []string{"DeletePrefixes"}},
+		{"prefixnoerase", []string{"DeletePrefixes"}},
+		{"staleversion", []string{"VersionRead"}},
+		{"getmanyfirst", []string{"GetMany"}},
 	}
 	failRE := regexp.MustCompile(`--- FAIL: TestDefectiveBackend/(\w+)`)
 	for _, c := range cases {

@@ -39,6 +39,25 @@
 //     racing creators of one key-material name (exactly one wins), and
 //     readers that must never see half of a unit.
 //
+//   - Retries: a unit applied again with the same ID is recognized (its
+//     version returned, nothing applied twice) after up to
+//     storage.RememberedUnits-1 later units, in group and client scope and
+//     for group deletions; without an ID, or with a new ID on a stale
+//     version, it is a conflict.
+//   - UnknownOutcome: through a LossyBackend that loses the request or the
+//     reply, retrying the same unit ends with it applied exactly once.
+//   - DeletePrefixes: a prefix deletion removes (and, with an Inspector,
+//     erases) exactly the records under whole segments of one scope and
+//     class, counts as one operation, and is refused when a put or delete
+//     of the unit falls under it.
+//   - VersionRead, GetMany: Version agrees with Apply and Load; GetMany
+//     returns the existing records of its keys, sorted and copied.
+//   - Bounds: group ids up to storage.MaxGroupIDLen, units up to
+//     storage.MaxUnitBytes, and nothing beyond.
+//
+// LossyBackend wraps any backend to lose requests and replies, for testing
+// what sits on top of a backend.
+//
 // Crash atomicity cannot be checked from outside a backend; a persistent
 // backend must test it itself, by killing the process at each write.
 //
@@ -85,6 +104,12 @@ func Run(t *testing.T, newBackend func(t *testing.T) storage.Backend) {
 		{"ConcurrentGroups", testConcurrentGroups},
 		{"ConcurrentWriteOnce", testConcurrentWriteOnce},
 		{"ConcurrentReaders", testConcurrentReaders},
+		{"Retries", testRetries},
+		{"UnknownOutcome", testUnknownOutcome},
+		{"DeletePrefixes", testDeletePrefixes},
+		{"VersionRead", testVersionRead},
+		{"GetMany", testGetMany},
+		{"Bounds", testBounds},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -259,7 +284,7 @@ func unchanged(t *testing.T, b storage.Backend, before string, gids ...[]byte) {
 // ---- subtests ----
 
 func testRoundTrip(t *testing.T, b storage.Backend) {
-	long := bytes.Repeat([]byte{0xa5}, 300)
+	long := bytes.Repeat([]byte{0xa5}, storage.MaxGroupIDLen)
 	gids := [][]byte{{}, {0}, []byte("g"), {0xff, 0xfe, 0x00, 0x01}, long}
 	maxName := strings.Repeat("n", maxNameSegment) + "/" + strings.Repeat("x", storage.MaxNameLen-maxNameSegment-1)
 	names := []string{"a", "tree/node/17", "A-Z_a=z-09/x/Y", maxName}
