@@ -11,62 +11,45 @@
 // Run calls newBackend once per subtest and expects an empty backend each
 // time; close it with t.Cleanup. The subtests, which can be run alone with
 // -run 'TestConformance/Name', check:
-//
 //   - RoundTrip: every class in group and client scope, group ids including
 //     the empty one and binary ones, empty and MaxValueLen values,
 //     MaxNameLen names, and MaxUnitRecords records in one unit.
-//
 //   - Versions, VersionNeverReused: the version fence, including a stale
 //     handle from before the group was deleted and created again, whose
 //     versions must stay above the old ones.
-//
 //   - NotFound: Load's three outcomes, Get's ErrNotFound, List's empty result.
-//
 //   - Overwrite: Public records are overwritten, KeyMaterial ones are
 //     write-once (ErrWriteOnce), deleting a missing record is not an error.
-//
 //   - Atomicity: a unit that fails on a write-once violation in its middle,
 //     a conflict or a validation error changes nothing, in any scope.
-//
 //   - InvalidUnits: every rule of storage.Unit.Validate and of Get and List
 //     argument checking is enforced.
-//
 //   - DeleteGroup: removes every record of the group and only those.
-//
 //   - Isolation, Order: scopes, classes and prefixes do not leak into each
 //     other; Load and List return records sorted by storage.Key.Compare.
-//
 //   - Copies: changing a slice after Apply, or one returned by Load, Get or
 //     List, changes nothing stored, and returned values do not overlap.
-//
 //   - Erasure: with a storage.Inspector, deleted key material, key material
 //     of rejected units and of deleted groups is absent from RawContents,
 //     and live values are present. Skipped without an Inspector.
-//
 //   - Context: every method honours a cancelled context.
-//
 //   - Concurrent*: racing writers of one group (exactly one wins per
 //     version, no lost update), writers of different groups (all succeed),
 //     racing creators of one key-material name (exactly one wins), and
 //     readers that must never see half of a unit.
-//
 //   - Retries: a unit applied again with the same ID is recognized (its
 //     version returned, nothing applied twice) after up to
 //     storage.RememberedUnits-1 later units, in group and client scope and
 //     for group deletions; without an ID, or with a new ID on a stale
 //     version, it is a conflict.
-//
 //   - UnknownOutcome: through a LossyBackend that loses the request or the
 //     reply, retrying the same unit ends with it applied exactly once.
-//
 //   - DeletePrefixes: a prefix deletion removes (and, with an Inspector,
 //     erases) exactly the records under whole segments of one scope and
 //     class, counts as one operation, and is refused when a put or delete
 //     of the unit falls under it.
-//
 //   - VersionRead, GetMany: Version agrees with Apply and Load; GetMany
 //     returns the existing records of its keys, sorted and copied.
-//
 //   - Bounds: group ids up to storage.MaxGroupIDLen, units up to
 //     storage.MaxUnitBytes, and nothing beyond.
 //
