@@ -1,6 +1,7 @@
 package engine_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"testing"
@@ -45,6 +46,11 @@ func TestBadInputChangesNothing(t *testing.T) {
 		m.join(t, res.Welcome)
 	}
 	oldCommit, firstWelcome := res.Commit, res.Welcome
+	// The first Welcome without carol's entry (the second: she was added
+	// second), for a Welcome to none of her key packages.
+	w := *firstWelcome.Welcome
+	w.Secrets = []wire.EncryptedGroupSecrets{w.Secrets[0], w.Secrets[2]}
+	notForCarol := &wire.MLSMessage{Version: firstWelcome.Version, WireFormat: firstWelcome.WireFormat, Welcome: &w}
 
 	// Epoch 2: Alice updates; everyone merges.
 	res, err = alice.g.SelfUpdate(ctx, nil)
@@ -118,7 +124,14 @@ func TestBadInputChangesNothing(t *testing.T) {
 			return err
 		}, group.ErrMalformed},
 		{"unknown group", carol, func() error { _, err := engine.LoadGroup(ctx, carol.store, []byte("no-such-group")); return err }, engine.ErrGroupNotFound},
-		{"welcome for none of our key packages", carol, func() error { _, err := engine.JoinGroup(ctx, carol.store, firstWelcome, carol.cfg, nil); return err }, engine.ErrNoKeyPackage},
+		{"welcome for none of our key packages", carol, func() error { _, err := engine.JoinGroup(ctx, carol.store, notForCarol, carol.cfg, nil); return err }, engine.ErrNoKeyPackage},
+		{"welcome joined before", carol, func() error {
+			g, err := engine.JoinGroup(ctx, carol.store, firstWelcome, carol.cfg, nil)
+			if err == nil && (!bytes.Equal(g.GroupID(), carol.g.GroupID()) || g.Epoch() != carol.g.Epoch()) {
+				return errors.New("joining with the same Welcome again did not give the joined group")
+			}
+			return err
+		}, nil},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -62,7 +62,7 @@ func JoinExternal(ctx context.Context, store storage.Backend, signer *ciphersuit
 			return nil, nil, err
 		}
 	}
-	if err := h.create(ctx, nil); err != nil {
+	if err := h.create(ctx, true); err != nil {
 		return nil, nil, err
 	}
 	h.log.Info("joined group by external commit", "group", h.logID(), "epoch", g.Epoch())
@@ -97,13 +97,13 @@ func (h *Group) successor(ctx context.Context, cfg *Config, op string, f func(g 
 		return nil, nil, err
 	}
 	res := &CommitResult{Commit: r.Commit, Welcome: r.Welcome, Epoch: ng.Epoch(), Added: r.Staged.Added()}
-	if err := h.persistLocked(ctx, op); err != nil {
+	if err := h.persistLocked(ctx, op, callID(op), nil); err != nil {
 		ch := ng.TakeChanges()
 		ch.Clear()
 		return nil, nil, err
 	}
 	nh := newHandle(h.store, &c, oc, h.signer, ng)
-	if err := nh.create(ctx, nil); err != nil {
+	if err := nh.create(ctx, true); err != nil {
 		return nil, nil, err
 	}
 	return nh, res, nil

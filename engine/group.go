@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -30,6 +31,10 @@ type Group struct {
 	// (processing a commit), so the change log is not empty between
 	// operations.
 	deferred bool
+	// unresolved is the operation whose unit's outcome is unknown, with
+	// its result; confirmed is one whose unit was then found stored, with
+	// its result kept for the caller's retry of the call (resolveLocked).
+	unresolved, confirmed *unresolved
 
 	g   *group.Group // nil once the handle is broken or deleted
 	err error        // why g is nil
@@ -49,7 +54,7 @@ func NewGroup(ctx context.Context, store storage.Backend, signer *ciphersuite.Si
 		return nil, err
 	}
 	h := newHandle(store, &c, oc, signer, g)
-	if err := h.create(ctx, nil); err != nil {
+	if err := h.create(ctx, true); err != nil {
 		return nil, err
 	}
 	h.log.Info("group created", "group", h.logID(), "suite", uint16(c.suite()))
@@ -94,6 +99,7 @@ func LoadGroup(ctx context.Context, store storage.Backend, groupID []byte, cfg .
 	}
 	h := newHandle(store, &c, oc, signer, g)
 	h.version = recs.Version
+	h.meta.Welcome = m.Welcome
 	return h, nil
 }
 
@@ -108,7 +114,23 @@ func DeleteGroup(ctx context.Context, store storage.Backend, groupID []byte) err
 		return storageErr("loading group", err)
 	}
 	recs.ClearKeyMaterial()
-	if _, err := store.Apply(ctx, &storage.Unit{Scope: storage.GroupScope(groupID), Version: recs.Version, DeleteGroup: true}); err != nil {
+	var m *meta
+	if mb, ok := recs.Find(storage.Public, metaName); ok {
+		if m, err = decodeMeta(mb); err != nil {
+			return err
+		}
+	}
+	return deleteGroup(ctx, store, groupID, recs.Version, m)
+}
+
+// deleteGroup deletes a group at version, with the client records that
+// die with it (m may be nil).
+func deleteGroup(ctx context.Context, store storage.Backend, groupID []byte, version uint64, m *meta) error {
+	u := &storage.Unit{Scope: storage.GroupScope(groupID), Version: version, DeleteGroup: true}
+	if m != nil {
+		u.Deletes = m.clientKeys()
+	}
+	if _, err := apply(ctx, store, u); err != nil {
 		return storageErr("deleting group", err)
 	}
 	return nil
@@ -148,20 +170,20 @@ func (h *Group) logID() string {
 }
 
 // create stores a group that was just made in memory (created, joined),
-// with the client records of extra (a used key package's deletion) in the
-// same unit.
-func (h *Group) create(ctx context.Context, extraDeletes []storage.Key) error {
-	if err := storeSigner(ctx, h.store, ciphersuite.ID(h.meta.Suite), h.signer); err != nil {
-		return err
+// with the client records its changes touch (a used key package's
+// deletion) in the same unit, after storing the signature key unless it
+// was read from the store.
+func (h *Group) create(ctx context.Context, storeSignerFirst bool) error {
+	if storeSignerFirst {
+		if err := storeSigner(ctx, h.store, ciphersuite.ID(h.meta.Suite), h.signer); err != nil {
+			return err
+		}
 	}
 	ch := h.g.TakeChanges()
 	defer ch.Clear()
-	u := &storage.Unit{
-		Scope:   storage.GroupScope(h.id),
-		Puts:    append(toStorage(h.id, ch.Puts), h.meta.record(h.id)),
-		Deletes: append(toStorageKeys(h.id, ch.Deletes), extraDeletes...),
-	}
-	v, err := h.store.Apply(ctx, u)
+	u := changesUnit(h.id, 0, &ch)
+	u.Puts = append(u.Puts, h.meta.records(h.id)...)
+	v, err := apply(ctx, h.store, u)
 	if errors.Is(err, storage.ErrConflict) {
 		return fmt.Errorf("engine: group %x: %w", h.id, ErrGroupExists)
 	}
@@ -176,23 +198,43 @@ func (h *Group) create(ctx context.Context, extraDeletes []storage.Key) error {
 // returning, so that no result leaves the handle before its state is
 // stored.
 func (h *Group) do(ctx context.Context, op string, f func(g *group.Group) error) error {
-	return h.run(ctx, op, func(g *group.Group) (bool, error) { return true, f(g) })
+	_, err := call(ctx, h, op, callID(op), func(g *group.Group) (struct{}, bool, error) { return struct{}{}, true, f(g) })
+	return err
 }
 
-// run is do for operations that decide whether their changes are stored
-// now (store) or with the next operation that stores.
-func (h *Group) run(ctx context.Context, op string, f func(g *group.Group) (store bool, err error)) error {
+// call runs one call of an operation (id names the method and its input:
+// callID) and returns its result once its changes are stored, unless f
+// says they are stored with the next operation that stores. If the
+// storage's outcome is unknown, the result is kept in the handle and
+// returned by a retry of the same call once the storage is confirmed.
+func call[T any](ctx context.Context, h *Group, op string, id [sha256.Size]byte, f func(g *group.Group) (res T, store bool, err error)) (T, error) {
+	r, err := h.run(ctx, op, id, func(g *group.Group) (any, bool, error) { return f(g) })
+	if err != nil {
+		var zero T
+		return zero, err
+	}
+	return r.(T), nil
+}
+
+// run is call without the result's type.
+func (h *Group) run(ctx context.Context, op string, id [sha256.Size]byte, f func(g *group.Group) (res any, store bool, err error)) (any, error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.g == nil {
-		return h.err
+		return nil, h.err
 	}
 	if err := ctx.Err(); err != nil {
-		return err
+		return nil, err
 	}
 	h.opc.ctx = ctx
 	defer func() { h.opc.ctx = nil }()
-	store, err := f(h.g)
+	if err := h.resolveLocked(ctx); err != nil {
+		return nil, err
+	}
+	if res, ok := h.takeConfirmed(id); ok {
+		return res, nil
+	}
+	res, store, err := f(h.g)
 	if err != nil {
 		// Package group leaves the state unchanged on failure; if changes
 		// were logged anyway (and none were left by an earlier operation),
@@ -203,13 +245,16 @@ func (h *Group) run(ctx context.Context, op string, f func(g *group.Group) (stor
 				h.reloadLocked(context.WithoutCancel(ctx))
 			}
 		}
-		return err
+		return nil, err
 	}
 	if !store {
 		h.deferred = true
-		return nil
+		return res, nil
 	}
-	return h.persistLocked(ctx, op)
+	if err := h.persistLocked(ctx, op, id, res); err != nil {
+		return nil, err
+	}
+	return res, nil
 }
 
 // read runs f on the group without changing it, or returns why the
@@ -227,21 +272,22 @@ func (h *Group) read(f func(g *group.Group)) error {
 // persistLocked hands the operation's changes to the backend as one unit.
 // If the backend refuses or fails, the in-memory state is ahead of the
 // stored one: reload it, so that the handle never acts on state that was
-// not stored.
-func (h *Group) persistLocked(ctx context.Context, op string) error {
+// not stored. If the outcome is unknown, the handle keeps its state, the
+// unit and the call's result res until a retry tells (resolveLocked).
+func (h *Group) persistLocked(ctx context.Context, op string, id [sha256.Size]byte, res any) error {
 	ch := h.g.TakeChanges()
-	defer ch.Clear()
 	if ch.Empty() {
 		return nil
 	}
-	u := &storage.Unit{
-		Scope:   storage.GroupScope(h.id),
-		Version: h.version,
-		Puts:    toStorage(h.id, ch.Puts),
-		Deletes: toStorageKeys(h.id, ch.Deletes),
-	}
-	v, err := h.store.Apply(ctx, u)
+	u := changesUnit(h.id, h.version, &ch)
+	v, err := apply(ctx, h.store, u)
 	h.deferred = false // stored now, or dropped by the reload below
+	if errors.Is(err, storage.ErrUnknownOutcome) {
+		h.unresolved = &unresolved{unit: u, op: op, call: id, res: res}
+		h.log.Warn("storing group state: outcome unknown; keeping the result until a retry tells", "group", h.logID(), "op", op)
+		return unknownErr(op, err)
+	}
+	ch.Clear()
 	if err != nil {
 		err = storageErr(op, err)
 		h.log.Warn("storing group state failed; reloading", "group", h.logID(), "op", op, "err", err)
@@ -250,7 +296,7 @@ func (h *Group) persistLocked(ctx context.Context, op string) error {
 	}
 	h.version = v
 	h.log.Debug("group state stored", "group", h.logID(), "op", op, "epoch", h.g.Epoch(),
-		"version", v, "puts", len(u.Puts), "deletes", len(u.Deletes))
+		"version", v, "ops", u.Ops(), "bytes", u.Bytes())
 	return nil
 }
 
@@ -269,6 +315,18 @@ func (h *Group) reloadLocked(ctx context.Context) {
 		return
 	}
 	h.g, h.version, h.deferred = g, recs.Version, false
+	h.dropKept()
+}
+
+// dropKept forgets an unresolved or confirmed operation: the state was
+// reloaded from what is stored, which is the truth whatever its outcome
+// (a late landing of its unit only makes the handle's version stale, and
+// the next write conflicts and reloads).
+func (h *Group) dropKept() {
+	if h.unresolved != nil {
+		h.unresolved.drop()
+	}
+	h.unresolved, h.confirmed = nil, nil
 }
 
 // Reload replaces the handle's state by the stored one, for instance after
@@ -324,7 +382,7 @@ func (h *Group) Store(ctx context.Context) error {
 	if len(u.Puts)+len(u.Deletes) == 0 {
 		return nil
 	}
-	v, err := h.store.Apply(ctx, u)
+	v, err := apply(ctx, h.store, u)
 	if err != nil {
 		return storageErr("store", err)
 	}
@@ -367,9 +425,13 @@ func (h *Group) Delete(ctx context.Context) error {
 	if h.g == nil {
 		return h.err
 	}
-	if _, err := h.store.Apply(ctx, &storage.Unit{Scope: storage.GroupScope(h.id), Version: h.version, DeleteGroup: true}); err != nil {
-		return storageErr("deleting group", err)
+	if err := h.resolveLocked(ctx); err != nil {
+		return err
 	}
+	if err := deleteGroup(ctx, h.store, h.id, h.version, &h.meta); err != nil {
+		return err
+	}
+	h.dropKept()
 	h.g, h.err = nil, errDeleted
 	h.log.Info("group deleted", "group", h.logID())
 	return nil
@@ -387,9 +449,9 @@ func (h *Group) CopyTo(ctx context.Context, dst storage.Backend) error {
 	if err := storeSigner(ctx, dst, ciphersuite.ID(h.meta.Suite), h.signer); err != nil {
 		return err
 	}
-	puts := append(toStorage(h.id, h.g.Records()), h.meta.record(h.id))
+	puts := append(toStorage(h.id, h.g.Records()), h.meta.records(h.id)...)
 	defer clearRecords(puts)
-	if _, err := dst.Apply(ctx, &storage.Unit{Scope: storage.GroupScope(h.id), Puts: puts}); err != nil {
+	if _, err := apply(ctx, dst, &storage.Unit{Scope: storage.GroupScope(h.id), Puts: puts}); err != nil {
 		if errors.Is(err, storage.ErrConflict) {
 			return fmt.Errorf("engine: group %x: %w", h.id, ErrGroupExists)
 		}

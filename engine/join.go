@@ -3,7 +3,6 @@ package engine
 import (
 	"context"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"time"
 
@@ -38,7 +37,7 @@ func NewKeyPackage(ctx context.Context, store storage.Backend, signer *ciphersui
 	}
 	puts := toStorage(nil, b.Records())
 	defer clearRecords(puts)
-	if _, err := store.Apply(ctx, &storage.Unit{Scope: storage.ClientScope(), Puts: puts}); err != nil {
+	if _, err := apply(ctx, store, &storage.Unit{Scope: storage.ClientScope(), Puts: puts}); err != nil {
 		return nil, storageErr("storing key package", err)
 	}
 	return b.KeyPackage, nil
@@ -55,7 +54,7 @@ func keyPackageKeys(ref []byte) []storage.Key {
 // DeleteKeyPackage erases a stored key package and its private keys, by
 // its KeyPackageRef (§5.2); the way to retire a last-resort one.
 func DeleteKeyPackage(ctx context.Context, store storage.Backend, ref []byte) error {
-	if _, err := store.Apply(ctx, &storage.Unit{Scope: storage.ClientScope(), Deletes: keyPackageKeys(ref)}); err != nil {
+	if _, err := apply(ctx, store, &storage.Unit{Scope: storage.ClientScope(), Deletes: keyPackageKeys(ref)}); err != nil {
 		return storageErr("deleting key package", err)
 	}
 	return nil
@@ -113,38 +112,80 @@ type JoinOptions struct {
 	Predecessor *Group
 }
 
-// findKeyPackage returns the stored key package a Welcome is for.
-func findKeyPackage(ctx context.Context, store storage.Backend, w *wire.Welcome) (*group.KeyPackageBundle, error) {
+// findKeyPackage returns the stored key package a Welcome is for, or the
+// id of the group the Welcome was already joined into (its joined/<ref>
+// record), reading both with one request (more only for a Welcome to
+// more than storage.MaxReadKeys/2 new members).
+func findKeyPackage(ctx context.Context, store storage.Backend, ref string, w *wire.Welcome) (b *group.KeyPackageBundle, joined []byte, err error) {
+	keys := []storage.Key{joinedKey(ref)}
 	for _, s := range w.Secrets {
-		b, err := loadBundle(ctx, store, s.NewMember)
-		if !errors.Is(err, ErrNoKeyPackage) {
-			return b, err
+		// A KeyPackageRef is a hash of at most 64 bytes (§5.2); a longer
+		// one names no stored key package.
+		if len(s.NewMember) <= 64 {
+			keys = append(keys, keyPackageKeys(s.NewMember)...)
 		}
 	}
-	return nil, ErrNoKeyPackage
+	found := map[storage.Key][]byte{}
+	defer func() {
+		for k, v := range found {
+			if k.Class == storage.KeyMaterial {
+				clear(v)
+			}
+		}
+	}()
+	for len(keys) > 0 {
+		n := min(len(keys), storage.MaxReadKeys&^1)
+		rs, err := store.GetMany(ctx, keys[:n])
+		if err != nil {
+			return nil, nil, storageErr("reading key packages", err)
+		}
+		for _, r := range rs {
+			found[r.Key] = r.Value
+		}
+		if v, ok := found[keys[0]]; ok && keys[0] == joinedKey(ref) {
+			gid, err := decodeJoined(v)
+			return nil, gid, err
+		}
+		keys = keys[n:]
+	}
+	for _, s := range w.Secrets {
+		if len(s.NewMember) > 64 {
+			continue
+		}
+		ks := keyPackageKeys(s.NewMember)
+		pub, ok1 := found[ks[0]]
+		km, ok2 := found[ks[1]]
+		if ok1 && ok2 {
+			b, err := restoreBundle(ctx, store, pub, km)
+			return b, nil, err
+		}
+	}
+	return nil, nil, ErrNoKeyPackage
 }
 
 // loadBundle reads a stored key package and its private keys by
 // reference; ErrNoKeyPackage if either is missing (used, or being
 // deleted).
 func loadBundle(ctx context.Context, store storage.Backend, ref []byte) (*group.KeyPackageBundle, error) {
-	keys := keyPackageKeys(ref)
-	pub, err := store.Get(ctx, keys[0])
-	if errors.Is(err, storage.ErrNotFound) {
+	if len(ref) > 64 {
 		return nil, ErrNoKeyPackage
 	}
+	rs, err := store.GetMany(ctx, keyPackageKeys(ref))
 	if err != nil {
 		return nil, storageErr("reading key package", err)
 	}
-	km, err := store.Get(ctx, keys[1])
-	if errors.Is(err, storage.ErrNotFound) {
+	defer func() {
+		for _, r := range rs {
+			if r.Key.Class == storage.KeyMaterial {
+				clear(r.Value)
+			}
+		}
+	}()
+	// Sorted by class: the public part first.
+	if len(rs) != 2 {
 		return nil, ErrNoKeyPackage
 	}
-	if err != nil {
-		return nil, storageErr("reading key package", err)
-	}
-	defer clear(km)
-	return restoreBundle(ctx, store, pub, km)
+	return restoreBundle(ctx, store, rs[0].Value, rs[1].Value)
 }
 
 func restoreBundle(ctx context.Context, store storage.Backend, pub, km []byte) (*group.KeyPackageBundle, error) {
@@ -183,6 +224,12 @@ func checkLifetime(kp *wire.KeyPackage, now func() time.Time) error {
 // package it is for, and stores the group; in the same unit it deletes the
 // key package and its private keys, unless it is a last-resort one. msg is
 // an MLSMessage carrying the Welcome.
+//
+// Joining is idempotent: the unit also records which group the Welcome
+// was joined into, so that the same Welcome again (redelivered, or retried
+// after ErrUnknownOutcome, in this process or another) loads that group
+// instead of failing for want of the key package it used. The record is
+// deleted with the group.
 func JoinGroup(ctx context.Context, store storage.Backend, msg *wire.MLSMessage, cfg *Config, opts *JoinOptions) (*Group, error) {
 	c := orDefault(cfg)
 	if msg == nil || msg.Welcome == nil {
@@ -191,7 +238,11 @@ func JoinGroup(ctx context.Context, store storage.Backend, msg *wire.MLSMessage,
 	if opts == nil {
 		opts = &JoinOptions{}
 	}
-	b, err := findKeyPackage(ctx, store, msg.Welcome)
+	ref := welcomeRef(msg.Bytes())
+	b, joined, err := findKeyPackage(ctx, store, ref, msg.Welcome)
+	if joined != nil {
+		return LoadGroup(ctx, store, joined, &c)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -214,7 +265,9 @@ func JoinGroup(ctx context.Context, store storage.Backend, msg *wire.MLSMessage,
 		return nil, err
 	}
 	h := newHandle(store, &c, oc, b.SigningKey, g)
-	if err := h.create(ctx, nil); err != nil {
+	h.meta.Welcome = ref
+	// restoreBundle read the signature key from the store.
+	if err := h.create(ctx, false); err != nil {
 		return nil, err
 	}
 	h.log.Info("joined group", "group", h.logID(), "epoch", g.Epoch(), "last_resort", b.LastResort())

@@ -27,22 +27,21 @@ type CommitResult struct {
 // §12.4.1) and stores the pending commit. Send the commit, then call
 // MergePendingCommit once the delivery service accepted it, or
 // ClearPendingCommit if another commit won.
+//
+// If storing the pending commit fails with ErrUnknownOutcome, the commit is
+// kept: the next Commit (or AddMembers, RemoveMembers, SelfUpdate) on the
+// handle returns it once its storage is confirmed, whatever its options,
+// since it is the pending commit.
 func (h *Group) Commit(ctx context.Context, opts *group.CommitOptions) (*CommitResult, error) {
-	var res *CommitResult
-	err := h.do(ctx, "commit", func(g *group.Group) error {
+	return call(ctx, h, "commit", callID("commit"), func(g *group.Group) (*CommitResult, bool, error) {
 		r, err := g.Commit(opts)
 		if err != nil {
-			return err
+			return nil, false, err
 		}
 		// The staged commit stays inside: discarding it is
 		// ClearPendingCommit, which stores the change.
-		res = &CommitResult{Commit: r.Commit, Welcome: r.Welcome, Epoch: r.Staged.Epoch(), Added: r.Staged.Added()}
-		return nil
+		return &CommitResult{Commit: r.Commit, Welcome: r.Welcome, Epoch: r.Staged.Epoch(), Added: r.Staged.Added()}, true, nil
 	})
-	if err != nil {
-		return nil, err
-	}
-	return res, nil
 }
 
 // AddMembers commits Add proposals (§12.1.1) for the clients of the key
@@ -87,52 +86,52 @@ func (h *Group) ClearPendingCommit(ctx context.Context) error {
 	return h.do(ctx, "clear pending commit", func(g *group.Group) error { return g.ClearPendingCommit() })
 }
 
-// proposal runs one of package group's Propose methods.
-func (h *Group) proposal(ctx context.Context, f func(g *group.Group) (*wire.MLSMessage, []byte, error)) (*wire.MLSMessage, []byte, error) {
-	var msg *wire.MLSMessage
-	var ref []byte
-	err := h.do(ctx, "propose", func(g *group.Group) (err error) {
-		msg, ref, err = f(g)
-		return err
-	})
-	if err != nil {
-		return nil, nil, err
+// proposal runs one of package group's Propose methods; kind and input
+// identify the call.
+func (h *Group) proposal(ctx context.Context, kind string, input []byte, f func(g *group.Group) (*wire.MLSMessage, []byte, error)) (*wire.MLSMessage, []byte, error) {
+	type proposed struct {
+		msg *wire.MLSMessage
+		ref []byte
 	}
-	return msg, ref, nil
+	p, err := call(ctx, h, "propose", callID("propose "+kind, input), func(g *group.Group) (proposed, bool, error) {
+		msg, ref, err := f(g)
+		return proposed{msg, ref}, err == nil, err
+	})
+	return p.msg, p.ref, err
 }
 
 // ProposeAdd proposes adding the client of kp (§12.1.1) and queues the
 // proposal. It returns the message to send and the ProposalRef.
 func (h *Group) ProposeAdd(ctx context.Context, kp *wire.KeyPackage) (*wire.MLSMessage, []byte, error) {
-	return h.proposal(ctx, func(g *group.Group) (*wire.MLSMessage, []byte, error) { return g.ProposeAdd(kp) })
+	return h.proposal(ctx, "add", kp.Bytes(), func(g *group.Group) (*wire.MLSMessage, []byte, error) { return g.ProposeAdd(kp) })
 }
 
 // ProposeRemove proposes removing the member at leaf (§12.1.3).
 func (h *Group) ProposeRemove(ctx context.Context, leaf treemath.LeafIndex) (*wire.MLSMessage, []byte, error) {
-	return h.proposal(ctx, func(g *group.Group) (*wire.MLSMessage, []byte, error) { return g.ProposeRemove(leaf) })
+	return h.proposal(ctx, "remove", binary32(uint32(leaf)), func(g *group.Group) (*wire.MLSMessage, []byte, error) { return g.ProposeRemove(leaf) })
 }
 
 // ProposeUpdate proposes a fresh leaf for this member (§12.1.2); its
 // private key is stored until the Update is committed or the epoch ends.
 func (h *Group) ProposeUpdate(ctx context.Context, id *group.Identity) (*wire.MLSMessage, []byte, error) {
-	return h.proposal(ctx, func(g *group.Group) (*wire.MLSMessage, []byte, error) { return g.ProposeUpdate(id) })
+	return h.proposal(ctx, "update", nil, func(g *group.Group) (*wire.MLSMessage, []byte, error) { return g.ProposeUpdate(id) })
 }
 
 // ProposeExternalPSK proposes injecting the external PSK pskID (§12.1.4),
 // which Config.PSKs must resolve.
 func (h *Group) ProposeExternalPSK(ctx context.Context, pskID []byte) (*wire.MLSMessage, []byte, error) {
-	return h.proposal(ctx, func(g *group.Group) (*wire.MLSMessage, []byte, error) { return g.ProposeExternalPSK(pskID) })
+	return h.proposal(ctx, "external psk", pskID, func(g *group.Group) (*wire.MLSMessage, []byte, error) { return g.ProposeExternalPSK(pskID) })
 }
 
 // ProposeResumptionPSK proposes injecting the resumption PSK of one of
 // the group's retained past epochs (§12.1.4).
 func (h *Group) ProposeResumptionPSK(ctx context.Context, epoch uint64) (*wire.MLSMessage, []byte, error) {
-	return h.proposal(ctx, func(g *group.Group) (*wire.MLSMessage, []byte, error) { return g.ProposeResumptionPSK(epoch) })
+	return h.proposal(ctx, "resumption psk", binary64(epoch), func(g *group.Group) (*wire.MLSMessage, []byte, error) { return g.ProposeResumptionPSK(epoch) })
 }
 
 // ProposeReInit proposes reinitializing the group (§12.1.5, §11.2).
 func (h *Group) ProposeReInit(ctx context.Context, groupID []byte, suite ciphersuite.ID, extensions []wire.Extension) (*wire.MLSMessage, []byte, error) {
-	return h.proposal(ctx, func(g *group.Group) (*wire.MLSMessage, []byte, error) {
+	return h.proposal(ctx, "reinit", groupID, func(g *group.Group) (*wire.MLSMessage, []byte, error) {
 		return g.ProposeReInit(groupID, suite, extensions)
 	})
 }
@@ -140,20 +139,20 @@ func (h *Group) ProposeReInit(ctx context.Context, groupID []byte, suite ciphers
 // ProposeGroupContextExtensions proposes new GroupContext extensions
 // (§12.1.7).
 func (h *Group) ProposeGroupContextExtensions(ctx context.Context, extensions []wire.Extension) (*wire.MLSMessage, []byte, error) {
-	return h.proposal(ctx, func(g *group.Group) (*wire.MLSMessage, []byte, error) {
+	return h.proposal(ctx, "group context extensions", nil, func(g *group.Group) (*wire.MLSMessage, []byte, error) {
 		return g.ProposeGroupContextExtensions(extensions)
 	})
 }
 
 // ProposeCustom sends a proposal of a custom type (§13.2).
 func (h *Group) ProposeCustom(ctx context.Context, t wire.ProposalType, body []byte) (*wire.MLSMessage, []byte, error) {
-	return h.proposal(ctx, func(g *group.Group) (*wire.MLSMessage, []byte, error) { return g.ProposeCustom(t, body) })
+	return h.proposal(ctx, "custom", append(binary32(uint32(t)), body...), func(g *group.Group) (*wire.MLSMessage, []byte, error) { return g.ProposeCustom(t, body) })
 }
 
 // Leave proposes this member's own removal, for another member to commit
 // (§12.1.3).
 func (h *Group) Leave(ctx context.Context) (*wire.MLSMessage, error) {
-	msg, _, err := h.proposal(ctx, func(g *group.Group) (*wire.MLSMessage, []byte, error) { return g.Leave() })
+	msg, _, err := h.proposal(ctx, "leave", nil, func(g *group.Group) (*wire.MLSMessage, []byte, error) { return g.Leave() })
 	return msg, err
 }
 
@@ -174,16 +173,13 @@ type ReceivedMessage = group.ReceivedMessage
 // commit fail as a replay after a reload); it is stored with
 // MergeStagedCommit, or with the next operation that stores.
 func (h *Group) Process(ctx context.Context, m *wire.MLSMessage) (*ReceivedMessage, error) {
-	var rm *ReceivedMessage
-	err := h.run(ctx, "process", func(g *group.Group) (bool, error) {
-		var err error
-		rm, err = g.Process(m)
-		return err == nil && rm.Commit == nil, err
-	})
-	if err != nil {
-		return nil, err
+	if m == nil {
+		return nil, fmt.Errorf("%w: nil message", group.ErrMalformed)
 	}
-	return rm, nil
+	return call(ctx, h, "process", callID("process", m.Bytes()), func(g *group.Group) (*ReceivedMessage, bool, error) {
+		rm, err := g.Process(m)
+		return rm, err == nil && rm.Commit == nil, err
+	})
 }
 
 // ProcessBytes decodes an MLSMessage and processes it.
@@ -206,27 +202,24 @@ func (h *Group) MergeStagedCommit(ctx context.Context, sc *group.StagedCommit) e
 // authenticatedData in the clear; the generation it uses is stored as
 // consumed before the message is returned.
 func (h *Group) Protect(ctx context.Context, data, authenticatedData []byte) (*wire.MLSMessage, error) {
-	var m *wire.MLSMessage
-	err := h.do(ctx, "protect", func(g *group.Group) (err error) {
-		m, err = g.Protect(data, authenticatedData)
-		return err
+	return call(ctx, h, "protect", callID("protect", data, authenticatedData), func(g *group.Group) (*wire.MLSMessage, bool, error) {
+		m, err := g.Protect(data, authenticatedData)
+		return m, err == nil, err
 	})
-	if err != nil {
-		return nil, err
-	}
-	return m, nil
 }
 
 // GroupInfo returns a GroupInfo of the current epoch signed by this member
 // (§12.4.3), by default with the external_pub extension for external joins.
 func (h *Group) GroupInfo(opts *group.GroupInfoOptions) (*wire.MLSMessage, error) {
-	var m *wire.MLSMessage
-	err := h.do(context.Background(), "group info", func(g *group.Group) (err error) {
-		m, err = g.GroupInfo(opts)
-		return err
+	return call(context.Background(), h, "group info", callID("group info"), func(g *group.Group) (*wire.MLSMessage, bool, error) {
+		m, err := g.GroupInfo(opts)
+		return m, err == nil, err
 	})
-	return m, err
 }
+
+func binary32(v uint32) []byte { return []byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)} }
+
+func binary64(v uint64) []byte { return append(binary32(uint32(v>>32)), binary32(uint32(v))...) }
 
 // ExportSecret is MLS-Exporter(label, context, length) of the current
 // epoch (§8.5).

@@ -32,19 +32,74 @@ const (
 type meta struct {
 	Suite  uint16
 	Signer string // hex SHA-256 of the signature public key
+	// Welcome is the hex SHA-256 of the Welcome the member joined with
+	// ("" for a group it created or joined otherwise), whose joined/<hex>
+	// client record the group's deletion deletes too.
+	Welcome string
 }
+
+// metaVersion is the layout of the engine record; version 1 had no
+// Welcome and still loads.
+const metaVersion = 2
 
 // The engine's records are msgpack arrays whose element 0 is the layout's
 // version, like package group's envelopes (see mls/group/envelope.go):
 //
 //	engine            [1, suite uint16, signer str (64 hex digits)]
 //	signature/<hex>   [1, suite uint16, private key bin]
+//	engine            [2, suite uint16, signer str (64 hex digits), welcome str (64 hex digits or "")]
+//	                  (version 1: [1, suite uint16, signer str])
+//	joined/<hex>      [1, group id bin]: the group a Welcome (by the hex SHA-256 of its
+//	                  MLSMessage encoding) was joined into (client, Public)
 func (m *meta) record(groupID []byte) storage.Record {
-	v := encodeRecord(2, len(m.Signer), func(e recordEncoder) {
+	v := encodeVersioned(metaVersion, 3, len(m.Signer)+len(m.Welcome), func(e recordEncoder) {
 		e.uint(uint64(m.Suite))
 		e.str(m.Signer)
+		e.str(m.Welcome)
 	})
 	return storage.Record{Key: storage.Key{Scope: storage.GroupScope(groupID), Class: storage.Public, Name: metaName}, Value: v}
+}
+
+// records are the engine's records of a new group: the meta record, and
+// the joined/<hex> record of its Welcome.
+func (m *meta) records(groupID []byte) []storage.Record {
+	out := []storage.Record{m.record(groupID)}
+	if m.Welcome != "" {
+		out = append(out, storage.Record{Key: joinedKey(m.Welcome), Value: encodeRecord(1, len(groupID), func(e recordEncoder) { e.bin(groupID) })})
+	}
+	return out
+}
+
+// clientKeys are the client records that die with the group.
+func (m *meta) clientKeys() []storage.Key {
+	if m.Welcome == "" {
+		return nil
+	}
+	return []storage.Key{joinedKey(m.Welcome)}
+}
+
+const joinedPrefix = "joined/"
+
+func joinedKey(welcome string) storage.Key {
+	return storage.Key{Scope: storage.ClientScope(), Class: storage.Public, Name: joinedPrefix + welcome}
+}
+
+// welcomeRef names a Welcome message by the SHA-256 of its encoding.
+func welcomeRef(msg []byte) string {
+	h := sha256.Sum256(msg)
+	return hex.EncodeToString(h[:])
+}
+
+func decodeJoined(b []byte) ([]byte, error) {
+	dec, err := openRecord(b, 2)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s record: %w", ErrCorruptRecord, joinedPrefix, err)
+	}
+	gid, err := dec.bin(storage.MaxGroupIDLen)
+	if err := errors.Join(err, finishRecord(dec)); err != nil {
+		return nil, fmt.Errorf("%w: %s record: %v", ErrCorruptRecord, joinedPrefix, err)
+	}
+	return gid, nil
 }
 
 // recordEncoder writes the fields of an engine record.
@@ -59,11 +114,16 @@ func (e recordEncoder) str(s string)  { _ = e.enc.EncodeString(s) }
 // size payload bytes in all, into a buffer sized up front: a reallocation
 // would leave a copy of a secret behind.
 func encodeRecord(n, size int, f func(e recordEncoder)) []byte {
+	return encodeVersioned(recordVersion, n, size, f)
+}
+
+// encodeVersioned is encodeRecord for a layout of another version.
+func encodeVersioned(version uint64, n, size int, f func(e recordEncoder)) []byte {
 	var buf bytes.Buffer
 	buf.Grow(size + 16 + 9*n)
 	enc := msgpack.NewEncoder(&buf)
 	_ = enc.EncodeArrayLen(n + 1)
-	_ = enc.EncodeUint(recordVersion)
+	_ = enc.EncodeUint(version)
 	f(recordEncoder{enc})
 	return buf.Bytes()
 }
@@ -95,16 +155,26 @@ func (d recordDecoder) bin(limit int) ([]byte, error) {
 // openRecord decodes the header of an engine record: an array of n
 // elements whose first is recordVersion.
 func openRecord(b []byte, n int) (recordDecoder, error) {
+	dec, l, v, err := openAnyRecord(b)
+	if err == nil && (l != n || v != recordVersion) {
+		err = fmt.Errorf("not an array of %d of version %d", n, recordVersion)
+	}
+	return dec, err
+}
+
+// openAnyRecord decodes the header of an engine record of any length and
+// version.
+func openAnyRecord(b []byte) (dec recordDecoder, n int, version uint64, err error) {
 	r := bytes.NewReader(b)
-	dec := recordDecoder{msgpack.NewDecoder(r), r}
-	l, err := dec.DecodeArrayLen()
-	if err != nil || l != n {
-		return dec, fmt.Errorf("not an array of %d", n)
+	dec = recordDecoder{msgpack.NewDecoder(r), r}
+	if n, err = dec.DecodeArrayLen(); err != nil || n < 1 {
+		return dec, 0, 0, fmt.Errorf("not an array")
 	}
-	if v, err := dec.DecodeUint(); err != nil || v != recordVersion {
-		return dec, fmt.Errorf("unknown version")
+	v, err := dec.DecodeUint()
+	if err != nil {
+		return dec, 0, 0, fmt.Errorf("no version")
 	}
-	return dec, nil
+	return dec, n, uint64(v), nil
 }
 
 // finishRecord checks that nothing follows the record's array.
@@ -116,16 +186,24 @@ func finishRecord(dec recordDecoder) error {
 }
 
 func decodeMeta(b []byte) (*meta, error) {
-	dec, err := openRecord(b, 3)
+	dec, n, v, err := openAnyRecord(b)
+	if err == nil && !(v == 1 && n == 3) && !(v == metaVersion && n == 4) {
+		err = fmt.Errorf("version %d with %d elements", v, n)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("%w: %s: %w", ErrCorruptRecord, metaName, err)
 	}
 	suite, err1 := dec.DecodeUint16()
 	signer, err2 := dec.bin(2 * sha256.Size)
-	if err := errors.Join(err1, err2, finishRecord(dec)); err != nil || len(signer) != 2*sha256.Size {
+	var welcome []byte
+	var err3 error
+	if v == metaVersion {
+		welcome, err3 = dec.bin(2 * sha256.Size)
+	}
+	if err := errors.Join(err1, err2, err3, finishRecord(dec)); err != nil || len(signer) != 2*sha256.Size || (len(welcome) != 0 && len(welcome) != 2*sha256.Size) {
 		return nil, fmt.Errorf("%w: %s: %v", ErrCorruptRecord, metaName, err)
 	}
-	return &meta{Suite: suite, Signer: string(signer)}, nil
+	return &meta{Suite: suite, Signer: string(signer), Welcome: string(welcome)}, nil
 }
 
 // signerRef names a signature key by the SHA-256 of its public key, so
@@ -187,7 +265,7 @@ func storeSigner(ctx context.Context, store storage.Backend, suite ciphersuite.I
 	}
 	v := encodeSigner(suite, k)
 	defer clear(v)
-	_, err = store.Apply(ctx, &storage.Unit{Scope: storage.ClientScope(), Puts: []storage.Record{{Key: key, Value: v}}})
+	_, err = apply(ctx, store, &storage.Unit{Scope: storage.ClientScope(), Puts: []storage.Record{{Key: key, Value: v}}})
 	if err != nil && !errors.Is(err, storage.ErrWriteOnce) {
 		return storageErr("storing signature key", err)
 	}
@@ -210,7 +288,7 @@ func loadSigner(ctx context.Context, store storage.Backend, ref string) (*cipher
 // pub. Groups and key packages that use it can no longer be loaded: delete
 // it only with the identity.
 func DeleteSignatureKey(ctx context.Context, store storage.Backend, pub []byte) error {
-	_, err := store.Apply(ctx, &storage.Unit{Scope: storage.ClientScope(), Deletes: []storage.Key{signerKey(signerRef(pub))}})
+	_, err := apply(ctx, store, &storage.Unit{Scope: storage.ClientScope(), Deletes: []storage.Key{signerKey(signerRef(pub))}})
 	if err != nil {
 		return storageErr("deleting signature key", err)
 	}
@@ -234,6 +312,16 @@ func toStorage(groupID []byte, rs []group.Record) []storage.Record {
 	out := make([]storage.Record, 0, len(rs)+1)
 	for _, r := range rs {
 		out = append(out, storage.Record{Key: storageKey(groupID, r.Scope, r.Class, r.Name), Value: r.Value})
+	}
+	return out
+}
+
+// toStoragePrefixes turns package group's deleted prefixes into storage's.
+func toStoragePrefixes(groupID []byte, ps []group.RecordKey) []storage.KeyPrefix {
+	out := make([]storage.KeyPrefix, 0, len(ps))
+	for _, p := range ps {
+		k := storageKey(groupID, p.Scope, p.Class, p.Name[:len(p.Name)-1])
+		out = append(out, storage.KeyPrefix{Scope: k.Scope, Class: k.Class, Prefix: p.Name})
 	}
 	return out
 }

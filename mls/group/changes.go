@@ -76,18 +76,41 @@ func (r *Record) Key() RecordKey { return RecordKey{Scope: r.Scope, Class: r.Cla
 type Changes struct {
 	Puts    []Record
 	Deletes []RecordKey
+	// DeletePrefixes delete every record of their scope and class whose
+	// name starts with Name, which ends in "/": all the secrets of an
+	// epoch that dies ("epoch/12/"), however many senders it had, so that
+	// an operation's changes stay bounded. No put or delete falls under
+	// one of them.
+	DeletePrefixes []RecordKey
 }
 
 // Empty reports whether nothing changed.
-func (c Changes) Empty() bool { return len(c.Puts) == 0 && len(c.Deletes) == 0 }
+func (c Changes) Empty() bool {
+	return len(c.Puts) == 0 && len(c.Deletes) == 0 && len(c.DeletePrefixes) == 0
+}
+
+// Deleted reports whether the changes delete k, by name or by prefix.
+func (c *Changes) Deleted(k RecordKey) bool {
+	return slices.Contains(c.Deletes, k) || slices.ContainsFunc(c.DeletePrefixes, func(p RecordKey) bool { return p.covers(k) })
+}
+
+// covers reports whether prefix p covers k.
+func (p RecordKey) covers(k RecordKey) bool {
+	return p.Scope == k.Scope && p.Class == k.Class && strings.HasPrefix(k.Name, p.Name)
+}
 
 // DeletedKeyMaterial returns the names of the deleted key-material
-// records, sorted.
+// records, and the deleted prefixes followed by "*", sorted.
 func (c *Changes) DeletedKeyMaterial() []string {
 	var out []string
 	for _, k := range c.Deletes {
 		if k.Class == KeyMaterial {
 			out = append(out, k.Name)
+		}
+	}
+	for _, k := range c.DeletePrefixes {
+		if k.Class == KeyMaterial {
+			out = append(out, k.Name+"*")
 		}
 	}
 	slices.Sort(out)
@@ -107,14 +130,50 @@ func (c *Changes) Clear() {
 // Values are copied in (put) or handed over (own). A put followed by a
 // delete of the same name leaves only the delete (the backend ignores
 // deletes of missing records); a delete followed by a put of a public
-// record leaves only the put.
+// record leaves only the put. A prefix deletion drops the puts and
+// deletes under it. Names under a deleted prefix are not written again
+// (epochs only grow), so a put never follows its prefix's deletion.
 type changeLog struct {
-	puts map[RecordKey][]byte
-	dels map[RecordKey]struct{}
+	puts     map[RecordKey][]byte
+	dels     map[RecordKey]struct{}
+	prefixes map[RecordKey]struct{}
 }
 
 func newChangeLog() *changeLog {
-	return &changeLog{puts: map[RecordKey][]byte{}, dels: map[RecordKey]struct{}{}}
+	return &changeLog{puts: map[RecordKey][]byte{}, dels: map[RecordKey]struct{}{}, prefixes: map[RecordKey]struct{}{}}
+}
+
+// delPrefix deletes every record of scope and class whose name starts
+// with prefix (which ends in "/").
+func (l *changeLog) delPrefix(scope RecordScope, class RecordClass, prefix string) {
+	if l == nil {
+		return
+	}
+	p := RecordKey{scope, class, prefix}
+	for k, v := range l.puts {
+		if p.covers(k) {
+			if class == KeyMaterial {
+				clear(v)
+			}
+			delete(l.puts, k)
+		}
+	}
+	for k := range l.dels {
+		if p.covers(k) {
+			delete(l.dels, k)
+		}
+	}
+	l.prefixes[p] = struct{}{}
+}
+
+// underPrefix reports whether k falls under a prefix deleted in the log.
+func (l *changeLog) underPrefix(k RecordKey) bool {
+	for p := range l.prefixes {
+		if p.covers(k) {
+			return true
+		}
+	}
+	return false
 }
 
 func (l *changeLog) put(scope RecordScope, class RecordClass, name string, value []byte) {
@@ -158,7 +217,9 @@ func (l *changeLog) del(scope RecordScope, class RecordClass, name string) {
 		}
 		delete(l.puts, k)
 	}
-	l.dels[k] = struct{}{}
+	if !l.underPrefix(k) {
+		l.dels[k] = struct{}{}
+	}
 }
 
 // take returns the accumulated changes in a stable order and empties the
@@ -171,10 +232,15 @@ func (l *changeLog) take() Changes {
 	for k := range l.dels {
 		c.Deletes = append(c.Deletes, k)
 	}
+	for k := range l.prefixes {
+		c.DeletePrefixes = append(c.DeletePrefixes, k)
+	}
 	slices.SortFunc(c.Puts, func(a, b Record) int { return compareKeys(a.Key(), b.Key()) })
 	slices.SortFunc(c.Deletes, compareKeys)
+	slices.SortFunc(c.DeletePrefixes, compareKeys)
 	l.puts = map[RecordKey][]byte{}
 	l.dels = map[RecordKey]struct{}{}
+	l.prefixes = map[RecordKey]struct{}{}
 	return c
 }
 

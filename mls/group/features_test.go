@@ -428,9 +428,9 @@ func TestForwardSecrecyDeletions(t *testing.T) {
 				store[r.Name] = true
 			}
 		}
-		for _, k := range ch.Deletes {
-			if k.Class == group.KeyMaterial {
-				delete(store, k.Name)
+		for name := range store {
+			if ch.Deleted(group.RecordKey{Scope: group.GroupScope, Class: group.KeyMaterial, Name: name}) {
+				delete(store, name)
 			}
 		}
 	}

@@ -410,10 +410,7 @@ func openPastMembers(v []byte) ([][]byte, error) {
 }
 
 func (g *Group) unlogPast(m *msgEpoch) {
-	g.log.del(GroupScope, Public, pastName(m.epoch, "context"))
-	for k := 0; k*pastChunk < len(m.sigKeys); k++ {
-		g.log.del(GroupScope, Public, pastName(m.epoch, "members/"+strconv.Itoa(k)))
-	}
+	g.log.delPrefix(GroupScope, Public, pastName(m.epoch, ""))
 }
 
 // privRecords returns the records of a TreeKEM private state: one per

@@ -253,8 +253,10 @@ func TestRestoreFromChanges(t *testing.T) {
 		for _, r := range ch.Puts {
 			stores[c][r.Key()] = r.Value
 		}
-		for _, k := range ch.Deletes {
-			delete(stores[c], k)
+		for k := range stores[c] {
+			if ch.Deleted(k) {
+				delete(stores[c], k)
+			}
 		}
 	}
 	check := func(c *client) {

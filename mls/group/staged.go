@@ -303,11 +303,16 @@ func (g *Group) retireCurrent(sigKeys [][]byte) {
 	}
 }
 
-// dropMessages deletes the message secrets of one epoch.
+// dropMessages deletes the message secrets of one epoch: every record
+// under its prefix at once, however many senders left ratchets and kept
+// keys in it.
 func (g *Group) dropMessages(m *msgEpoch) {
-	m.tree.clear()
+	g.log.delPrefix(GroupScope, KeyMaterial, epochName(m.epoch, ""))
+	if m.tree != nil {
+		m.tree.log = nil // the prefix covers every record of the tree
+		m.tree.clear()
+	}
 	m.senderData.Clear()
-	g.log.del(GroupScope, KeyMaterial, epochName(m.epoch, "sender-data"))
 }
 
 // addResumption keeps the resumption PSK of a new epoch and deletes those
