@@ -15,17 +15,22 @@ import (
 // it applied by its ID, so retrying is always safe; the limits only bound
 // how long one call waits for a backend that keeps failing.
 const (
-	applyAttempts = 8
-	firstBackoff  = 5 * time.Millisecond
-	maxBackoff    = 500 * time.Millisecond
+	// DefaultApplyAttempts is Config.ApplyAttempts when it is zero.
+	DefaultApplyAttempts = 8
+	firstBackoff         = 5 * time.Millisecond
+	maxBackoff           = 500 * time.Millisecond
 )
 
 // apply hands u to the backend, with a fresh ID if it has none, and
 // retries it while its outcome is unknown (storage.ErrUnknownOutcome) and
 // ctx allows: a retry is applied then or recognized as applied, so no
 // retry applies it twice. An error matching ErrUnknownOutcome means u may
-// or may not be stored; apply u again to learn which.
-func apply(ctx context.Context, store storage.Backend, u *storage.Unit) (uint64, error) {
+// or may not be stored; apply u again to learn which. attempts bounds the
+// tries (0: DefaultApplyAttempts).
+func apply(ctx context.Context, store storage.Backend, u *storage.Unit, attempts int) (uint64, error) {
+	if attempts <= 0 {
+		attempts = DefaultApplyAttempts
+	}
 	if u.ID.IsZero() {
 		id, err := storage.NewUnitID(nil)
 		if err != nil {
@@ -36,7 +41,7 @@ func apply(ctx context.Context, store storage.Backend, u *storage.Unit) (uint64,
 	backoff := firstBackoff
 	for attempt := 1; ; attempt++ {
 		v, err := store.Apply(ctx, u)
-		if !errors.Is(err, storage.ErrUnknownOutcome) || attempt == applyAttempts {
+		if !errors.Is(err, storage.ErrUnknownOutcome) || attempt >= attempts {
 			return v, err
 		}
 		t := time.NewTimer(backoff)
@@ -48,6 +53,16 @@ func apply(ctx context.Context, store storage.Backend, u *storage.Unit) (uint64,
 		}
 		backoff = min(2*backoff, maxBackoff)
 	}
+}
+
+// apply is apply with the handle's backend and Config.ApplyAttempts.
+func (h *Group) apply(ctx context.Context, u *storage.Unit) (uint64, error) {
+	return apply(ctx, h.store, u, h.cfg.ApplyAttempts)
+}
+
+// applyTo is apply with another backend and Config.ApplyAttempts.
+func (h *Group) applyTo(ctx context.Context, store storage.Backend, u *storage.Unit) (uint64, error) {
+	return apply(ctx, store, u, h.cfg.ApplyAttempts)
 }
 
 // changesUnit is the unit that stores ch, a group's changes, on top of
@@ -103,7 +118,7 @@ func (h *Group) resolveLocked(ctx context.Context) error {
 	if p == nil {
 		return nil
 	}
-	v, err := apply(ctx, h.store, p.unit)
+	v, err := h.apply(ctx, p.unit)
 	if errors.Is(err, storage.ErrUnknownOutcome) {
 		return unknownErr(p.op, err)
 	}

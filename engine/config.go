@@ -38,6 +38,12 @@ type Config struct {
 	Capabilities *wire.Capabilities
 	// LeafExtensions are the member's leaf node extensions.
 	LeafExtensions []wire.Extension
+	// ApplyAttempts bounds how often one operation hands its unit to the
+	// backend while the backend answers storage.ErrUnknownOutcome (with
+	// backoff from 5 ms to 500 ms, and never beyond the context); zero
+	// means DefaultApplyAttempts. After the last, the operation fails with
+	// ErrUnknownOutcome and the handle keeps its result (see Resolve).
+	ApplyAttempts int
 	// Logger receives operational logs (group ids, epochs, record counts;
 	// never secrets). Nil discards them.
 	Logger *slog.Logger

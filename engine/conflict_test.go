@@ -15,7 +15,7 @@ import (
 
 // flaky is a backend whose Apply and Load fail while told to.
 type flaky struct {
-	*memory.Backend
+	storage.Backend
 	failApply, failLoad atomic.Bool
 }
 

@@ -17,6 +17,13 @@ var (
 	// handle read it; nothing was written and the handle now holds the
 	// stored state. It is storage.ErrConflict.
 	ErrConflict = storage.ErrConflict
+	// ErrUnknownOutcome: the backend could not tell whether the
+	// operation's unit was stored, however often it was retried. The handle
+	// keeps the operation's state and result: the same call again returns
+	// the result once a retry finds the unit stored (Resolve retries
+	// without a call), and a Welcome joined again gives the group. It is
+	// storage.ErrUnknownOutcome.
+	ErrUnknownOutcome = storage.ErrUnknownOutcome
 	// ErrGroupExists: creating or joining a group whose id is already
 	// stored. It matches ErrConflict too.
 	ErrGroupExists = fmt.Errorf("engine: group already exists: %w", storage.ErrConflict)

@@ -52,7 +52,7 @@ type fixture struct {
 	Welcome string `json:"welcome"`
 }
 
-func dumpStore(t *testing.T, b *memory.Backend, groupIDs ...[]byte) []fixtureRecord {
+func dumpStore(t *testing.T, b testStore, groupIDs ...[]byte) []fixtureRecord {
 	t.Helper()
 	ctx := context.Background()
 	var out []fixtureRecord

@@ -130,7 +130,7 @@ func deleteGroup(ctx context.Context, store storage.Backend, groupID []byte, ver
 	if m != nil {
 		u.Deletes = m.clientKeys()
 	}
-	if _, err := apply(ctx, store, u); err != nil {
+	if _, err := apply(ctx, store, u, 0); err != nil {
 		return storageErr("deleting group", err)
 	}
 	return nil
@@ -183,7 +183,7 @@ func (h *Group) create(ctx context.Context, storeSignerFirst bool) error {
 	defer ch.Clear()
 	u := changesUnit(h.id, 0, &ch)
 	u.Puts = append(u.Puts, h.meta.records(h.id)...)
-	v, err := apply(ctx, h.store, u)
+	v, err := h.apply(ctx, u)
 	if errors.Is(err, storage.ErrConflict) {
 		return fmt.Errorf("engine: group %x: %w", h.id, ErrGroupExists)
 	}
@@ -280,7 +280,7 @@ func (h *Group) persistLocked(ctx context.Context, op string, id [sha256.Size]by
 		return nil
 	}
 	u := changesUnit(h.id, h.version, &ch)
-	v, err := apply(ctx, h.store, u)
+	v, err := h.apply(ctx, u)
 	h.deferred = false // stored now, or dropped by the reload below
 	if errors.Is(err, storage.ErrUnknownOutcome) {
 		h.unresolved = &unresolved{unit: u, op: op, call: id, res: res}
@@ -382,7 +382,7 @@ func (h *Group) Store(ctx context.Context) error {
 	if len(u.Puts)+len(u.Deletes) == 0 {
 		return nil
 	}
-	v, err := apply(ctx, h.store, u)
+	v, err := h.apply(ctx, u)
 	if err != nil {
 		return storageErr("store", err)
 	}
@@ -451,7 +451,7 @@ func (h *Group) CopyTo(ctx context.Context, dst storage.Backend) error {
 	}
 	puts := append(toStorage(h.id, h.g.Records()), h.meta.records(h.id)...)
 	defer clearRecords(puts)
-	if _, err := apply(ctx, dst, &storage.Unit{Scope: storage.GroupScope(h.id), Puts: puts}); err != nil {
+	if _, err := h.applyTo(ctx, dst, &storage.Unit{Scope: storage.GroupScope(h.id), Puts: puts}); err != nil {
 		if errors.Is(err, storage.ErrConflict) {
 			return fmt.Errorf("engine: group %x: %w", h.id, ErrGroupExists)
 		}

@@ -27,11 +27,18 @@ func newRand(seed uint64) *rand.ChaCha8 {
 
 var testNow = time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC)
 
+// testStore is what a test member keeps its state in: a backend whose raw
+// contents the test can read (storage/memory, or a wrapper around it).
+type testStore interface {
+	storage.Backend
+	storage.Inspector
+}
+
 // member is one test client with its own backend, as a real deployment
 // would have.
 type member struct {
 	name   string
-	store  *memory.Backend
+	store  testStore
 	signer *ciphersuite.SigningKey
 	cred   wire.Credential
 	cfg    *engine.Config

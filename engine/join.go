@@ -37,7 +37,7 @@ func NewKeyPackage(ctx context.Context, store storage.Backend, signer *ciphersui
 	}
 	puts := toStorage(nil, b.Records())
 	defer clearRecords(puts)
-	if _, err := apply(ctx, store, &storage.Unit{Scope: storage.ClientScope(), Puts: puts}); err != nil {
+	if _, err := apply(ctx, store, &storage.Unit{Scope: storage.ClientScope(), Puts: puts}, c.ApplyAttempts); err != nil {
 		return nil, storageErr("storing key package", err)
 	}
 	return b.KeyPackage, nil
@@ -54,7 +54,7 @@ func keyPackageKeys(ref []byte) []storage.Key {
 // DeleteKeyPackage erases a stored key package and its private keys, by
 // its KeyPackageRef (§5.2); the way to retire a last-resort one.
 func DeleteKeyPackage(ctx context.Context, store storage.Backend, ref []byte) error {
-	if _, err := apply(ctx, store, &storage.Unit{Scope: storage.ClientScope(), Deletes: keyPackageKeys(ref)}); err != nil {
+	if _, err := apply(ctx, store, &storage.Unit{Scope: storage.ClientScope(), Deletes: keyPackageKeys(ref)}, 0); err != nil {
 		return storageErr("deleting key package", err)
 	}
 	return nil

@@ -42,7 +42,7 @@ func StorePSK(ctx context.Context, store storage.Backend, pskID []byte, psk secr
 		e.bin(psk.Bytes())
 	})
 	defer clear(v)
-	if _, err := apply(ctx, store, &storage.Unit{Scope: storage.ClientScope(), Puts: []storage.Record{{Key: pskKey(pskID), Value: v}}}); err != nil {
+	if _, err := apply(ctx, store, &storage.Unit{Scope: storage.ClientScope(), Puts: []storage.Record{{Key: pskKey(pskID), Value: v}}}, 0); err != nil {
 		if errors.Is(err, storage.ErrWriteOnce) {
 			return fmt.Errorf("engine: a PSK with this id is stored: %w", err)
 		}
@@ -53,7 +53,7 @@ func StorePSK(ctx context.Context, store storage.Backend, pskID []byte, psk secr
 
 // DeletePSK erases a stored external PSK.
 func DeletePSK(ctx context.Context, store storage.Backend, pskID []byte) error {
-	if _, err := apply(ctx, store, &storage.Unit{Scope: storage.ClientScope(), Deletes: []storage.Key{pskKey(pskID)}}); err != nil {
+	if _, err := apply(ctx, store, &storage.Unit{Scope: storage.ClientScope(), Deletes: []storage.Key{pskKey(pskID)}}, 0); err != nil {
 		return storageErr("deleting PSK", err)
 	}
 	return nil

@@ -265,7 +265,7 @@ func storeSigner(ctx context.Context, store storage.Backend, suite ciphersuite.I
 	}
 	v := encodeSigner(suite, k)
 	defer clear(v)
-	_, err = apply(ctx, store, &storage.Unit{Scope: storage.ClientScope(), Puts: []storage.Record{{Key: key, Value: v}}})
+	_, err = apply(ctx, store, &storage.Unit{Scope: storage.ClientScope(), Puts: []storage.Record{{Key: key, Value: v}}}, 0)
 	if err != nil && !errors.Is(err, storage.ErrWriteOnce) {
 		return storageErr("storing signature key", err)
 	}
@@ -288,7 +288,7 @@ func loadSigner(ctx context.Context, store storage.Backend, ref string) (*cipher
 // pub. Groups and key packages that use it can no longer be loaded: delete
 // it only with the identity.
 func DeleteSignatureKey(ctx context.Context, store storage.Backend, pub []byte) error {
-	_, err := apply(ctx, store, &storage.Unit{Scope: storage.ClientScope(), Deletes: []storage.Key{signerKey(signerRef(pub))}})
+	_, err := apply(ctx, store, &storage.Unit{Scope: storage.ClientScope(), Deletes: []storage.Key{signerKey(signerRef(pub))}}, 0)
 	if err != nil {
 		return storageErr("deleting signature key", err)
 	}

@@ -19,6 +19,7 @@ import (
 	"github.com/mlsengine/mlsengine/mls/treemath"
 	"github.com/mlsengine/mlsengine/mls/wire"
 	"github.com/mlsengine/mlsengine/storage/memory"
+	"github.com/mlsengine/mlsengine/storage/storagetest"
 )
 
 // The engine scenario test is the port of package group's scenario test to
@@ -39,6 +40,11 @@ import (
 // its epoch is gone) without writing anything; and, at random, a member's
 // stored records are checked to be exactly its full state (Group.Store
 // finds nothing to write).
+//
+// Every backend loses one in twenty requests or replies (the engine must
+// retry the unit and carry on as if nothing happened), and every unit of
+// an operation on an existing group is checked against the traffic bounds
+// of bounds_test.go.
 
 const (
 	scnMinMembers = 3
@@ -86,6 +92,7 @@ type scnWorld struct {
 	nextID   int
 	groupGen int
 	stats    map[string]int
+	lossy    []*storagetest.LossyBackend // every client's backend, for counting faults
 }
 
 func (w *scnWorld) fatalf(format string, args ...any) {
@@ -109,9 +116,15 @@ func (w *scnWorld) newClient() *scnMember {
 	if err != nil {
 		w.t.Fatal(err)
 	}
+	// Every unit is checked against the traffic bounds, and one in twenty
+	// loses its request or its reply: the engine must retry it and
+	// behave as if nothing happened.
+	lossy := storagetest.Lossy(memory.New(), storagetest.RandomFaults(seed, 0.05))
+	w.lossy = append(w.lossy, lossy)
+	store := newBoundedStore(w.t, lossy)
 	m := &member{
 		name:   name,
-		store:  memory.New(),
+		store:  store,
 		signer: sk,
 		cred:   wire.Credential{CredentialType: wire.CredentialTypeBasic, Identity: []byte(name)},
 		cfg: &engine.Config{Suite: w.suite, Config: group.Config{
@@ -884,6 +897,9 @@ func runEngineScenario(t *testing.T, suite ciphersuite.ID, seed uint64, epochs i
 		w.checkStored(m)
 	}
 	w.checkAgreement()
+	for _, l := range w.lossy {
+		w.stats["lost-ack"] += l.Faults()
+	}
 	return w.stats
 }
 
@@ -914,7 +930,7 @@ func TestEngineScenario(t *testing.T) {
 			}
 			for _, k := range []string{"add", "remove", "update", "self-update", "psk-external", "psk-resumption",
 				"external-join", "resync", "rejoin", "external-add", "external-remove", "gce", "reinit",
-				"last-resort-join", "stale-merge", "app-late", "app-expired", "app-replay-late", "reload", "store-check"} {
+				"last-resort-join", "stale-merge", "app-late", "app-expired", "app-replay-late", "reload", "store-check", "lost-ack"} {
 				if stats[k] == 0 {
 					t.Errorf("operation %s never happened", k)
 				}

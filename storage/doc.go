@@ -102,15 +102,38 @@
 // is given, key material included; call GroupRecords.ClearKeyMaterial once it
 // has been decoded.
 //
+// Version reads a group's version alone, in one cheap request, so that a
+// cached copy of a group can learn whether it is current. GetMany reads a
+// set of records in one request (the key packages a Welcome may be for).
+//
+// # Unknown outcomes and retries
+//
+// A store over a network cannot always tell whether a write landed: the
+// reply can be lost after the write was made (a timeout, a dropped
+// connection, a failover). Apply then answers ErrUnknownOutcome, and the
+// unit was applied entirely or not at all. Every unit carries an ID the
+// caller draws when it builds the unit (NewUnitID); applying the same unit
+// again is recognized: the backend remembers the IDs and resulting versions
+// of the last RememberedUnits units of each scope, and answers a retry of
+// one of them with its version, applying nothing, instead of ErrConflict or
+// ErrWriteOnce. A retry of a unit that did not land applies it. So the
+// caller keeps what an operation produced (a plaintext whose key the unit
+// deletes, a commit) until a retry tells, and nothing is lost or applied
+// twice because a reply was.
+//
 // # Limits
 //
-// A unit holds at most MaxUnitRecords puts and deletes, a value at most
-// MaxValueLen bytes and a name at most MaxNameLen bytes; Unit.Validate
-// enforces them on every backend (ErrInvalidUnit), so an engine tested
-// against the in-memory backend fits every backend. Store large structures,
-// such as the ratchet tree of a big group, in pieces (by node or sub-tree) so
-// that a commit rewrites only the pieces it changes; a group deletion is one
-// operation however many records it removes.
+// A unit holds at most MaxUnitRecords operations (a put, a delete, a prefix
+// deletion, a group deletion: each counts one however many records it
+// removes) and at most MaxUnitBytes bytes, a value at most MaxValueLen bytes,
+// a name at most MaxNameLen bytes and a group id at most MaxGroupIDLen;
+// Unit.Validate enforces them on every backend (ErrInvalidUnit), so an
+// engine tested against the in-memory backend fits every backend. Sets of
+// records that grow with a group's traffic (the secret tree of an epoch, a
+// ratchet per sender) are deleted with one prefix deletion ("epoch/12/"),
+// which the backend carries out and erases itself. Store large structures,
+// such as the ratchet tree of a big group, in pieces sized by bytes (by
+// node or sub-tree) so that a commit rewrites only the pieces it changes.
 //
 // # Encoding
 //
@@ -146,7 +169,11 @@
 // revision: that batch is the commit point, and the head's revision can be
 // the version; then erase the key material the unit deleted, with the names
 // still to erase recorded in the head so that recovery after a crash
-// finishes the job.
+// finishes the job. The head also carries the IDs of the group's last
+// RememberedUnits units, so that a retry is recognized in the same read
+// that fences it (JetStream's atomic batches refuse message-id
+// deduplication, so the server cannot do it), and it outlives a deleted
+// group as a tombstone for the same reason.
 //
 // What this package does not do: cache, encrypt, span groups in one unit,
 // fence client-wide records, or offer snapshot reads other than Load.
