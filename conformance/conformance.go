@@ -186,7 +186,6 @@ func runCase(verify func(json.RawMessage) error, raw json.RawMessage) (err error
 	return verify(raw)
 }
 
-// HexBytes decodes a JSON hex string; JSON null decodes as nil.
 // HexBytes is a byte string written in hex in the vector files (null is
 // nil).
 type HexBytes = vectors.Hex

@@ -6,33 +6,12 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/mlsengine/mlsengine/internal/vectors"
 	"github.com/mlsengine/mlsengine/mls/ciphersuite"
 	"github.com/mlsengine/mlsengine/mls/group"
 	"github.com/mlsengine/mlsengine/mls/secret"
 	"github.com/mlsengine/mlsengine/mls/wire"
 )
-
-// PassiveClientCase is one case of the passive-client vector files
-// ("Passive Client Scenarios" of the test-vector format).
-type PassiveClientCase struct {
-	CipherSuite  uint16 `json:"cipher_suite"`
-	ExternalPSKs []struct {
-		PSKID HexBytes `json:"psk_id"`
-		PSK   HexBytes `json:"psk"`
-	} `json:"external_psks"`
-	KeyPackage                HexBytes `json:"key_package"`
-	SignaturePriv             HexBytes `json:"signature_priv"`
-	EncryptionPriv            HexBytes `json:"encryption_priv"`
-	InitPriv                  HexBytes `json:"init_priv"`
-	Welcome                   HexBytes `json:"welcome"`
-	RatchetTree               HexBytes `json:"ratchet_tree"`
-	InitialEpochAuthenticator HexBytes `json:"initial_epoch_authenticator"`
-	Epochs                    []struct {
-		Proposals          []HexBytes `json:"proposals"`
-		Commit             HexBytes   `json:"commit"`
-		EpochAuthenticator HexBytes   `json:"epoch_authenticator"`
-	} `json:"epochs"`
-}
 
 // verifyPassiveClient follows a group as a passive member ("Passive Client
 // Scenarios" of the test-vector format; passive-client-welcome,
@@ -42,7 +21,7 @@ type PassiveClientCase struct {
 // epoch authenticator, then for each epoch processes the proposals and the
 // commit and compares the epoch authenticator again.
 func verifyPassiveClient(raw json.RawMessage) error {
-	var tc PassiveClientCase
+	var tc vectors.PassiveClientCase
 	if err := decodeCase(raw, &tc); err != nil {
 		return err
 	}

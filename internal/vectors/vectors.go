@@ -47,3 +47,27 @@ func Load[T any](path string) ([]T, error) {
 	}
 	return cases, nil
 }
+
+// PassiveClientCase is one case of the passive-client vector files
+// ("Passive Client Scenarios" of the test-vector format). It lives here
+// rather than in package conformance so that mls/group's tests can read
+// the files without importing the package that imports mls/group.
+type PassiveClientCase struct {
+	CipherSuite  uint16 `json:"cipher_suite"`
+	ExternalPSKs []struct {
+		PSKID Hex `json:"psk_id"`
+		PSK   Hex `json:"psk"`
+	} `json:"external_psks"`
+	KeyPackage                Hex `json:"key_package"`
+	SignaturePriv             Hex `json:"signature_priv"`
+	EncryptionPriv            Hex `json:"encryption_priv"`
+	InitPriv                  Hex `json:"init_priv"`
+	Welcome                   Hex `json:"welcome"`
+	RatchetTree               Hex `json:"ratchet_tree"`
+	InitialEpochAuthenticator Hex `json:"initial_epoch_authenticator"`
+	Epochs                    []struct {
+		Proposals          []Hex `json:"proposals"`
+		Commit             Hex   `json:"commit"`
+		EpochAuthenticator Hex   `json:"epoch_authenticator"`
+	} `json:"epochs"`
+}

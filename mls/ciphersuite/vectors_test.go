@@ -28,9 +28,10 @@ func readJSON(t *testing.T, path string, v any) {
 }
 
 // TestCryptoBasicsKeys checks, on the key pairs of crypto-basics.json, what
-// the conformance verifier (TestCryptoBasicsVectors) does not: that a parsed
-// private key yields the vector's public key and serializes back to the
-// parsed bytes, and that the vectors cover all seven suites.
+// the conformance verifier (the conformance package's TestOfficialVectors)
+// does not: that a parsed private key yields the vector's public key and
+// serializes back to the parsed bytes, and that the vectors cover all seven
+// suites.
 func TestCryptoBasicsKeys(t *testing.T) {
 	type keyPair struct {
 		Priv hexBytes `json:"priv"`

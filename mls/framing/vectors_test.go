@@ -12,12 +12,12 @@ import (
 
 // TestVectors protects the proposal, commit and application data of every
 // message-protection.json case, for all seven suites, and checks what the
-// conformance verifier (conformance_test.go, which unprotects the case's
-// messages and round-trips each value once) does not: an EdDSA
-// PublicMessage is the vector's byte for byte, application data never goes
-// out as a PublicMessage, and a PrivateMessage carries the sender in its
-// sender data and round-trips its whole AuthenticatedContent at several
-// paddings.
+// conformance verifier (the conformance package's TestOfficialVectors, which
+// unprotects the case's messages and round-trips each value once) does not:
+// an EdDSA PublicMessage is the vector's byte for byte, application data
+// never goes out as a PublicMessage, and a PrivateMessage carries the sender
+// in its sender data and round-trips its whole AuthenticatedContent at
+// several paddings.
 func TestVectors(t *testing.T) {
 	for _, v := range loadVectors(t) {
 		f := newFixture(t, v)

@@ -1,21 +1,19 @@
 package group_test
 
 import (
-	"encoding/json"
 	"fmt"
-	"os"
 	"path/filepath"
 	"testing"
 	"time"
 
-	"github.com/mlsengine/mlsengine/conformance"
+	"github.com/mlsengine/mlsengine/internal/vectors"
 	"github.com/mlsengine/mlsengine/mls/ciphersuite"
 	"github.com/mlsengine/mlsengine/mls/group"
 	"github.com/mlsengine/mlsengine/mls/secret"
 	"github.com/mlsengine/mlsengine/mls/wire"
 )
 
-type passiveCase = conformance.PassiveClientCase
+type passiveCase = vectors.PassiveClientCase
 
 // passiveClientFiles lists the passive-client vector files
 // (mls-implementations test-vectors.md, "Passive Client Scenarios").
@@ -30,12 +28,8 @@ func passiveClientFiles(t *testing.T) []string {
 
 func loadPassive(t *testing.T, file string) []passiveCase {
 	t.Helper()
-	data, err := os.ReadFile(file)
+	cases, err := vectors.Load[passiveCase](file)
 	if err != nil {
-		t.Fatal(err)
-	}
-	var cases []passiveCase
-	if err := json.Unmarshal(data, &cases); err != nil {
 		t.Fatal(err)
 	}
 	return cases
@@ -132,8 +126,8 @@ func runRestoring(tc *passiveCase) error {
 
 // TestPassiveClientRestore follows every passive-client case with a group
 // reloaded from its records before every message: it must reach every
-// epoch authenticator of the case. conformance_test.go follows the cases
-// with one group throughout.
+// epoch authenticator of the case. The conformance package's
+// TestOfficialVectors follows the cases with one group throughout.
 func TestPassiveClientRestore(t *testing.T) {
 	for _, f := range passiveClientFiles(t) {
 		t.Run(filepath.Base(f), func(t *testing.T) {

@@ -44,7 +44,8 @@ func suiteFor(t *testing.T, id uint16, supported *int) *ciphersuite.Suite {
 }
 
 // keyScheduleVector is the part of a key-schedule.json case that these
-// tests read; conformance_test.go checks every field of the file.
+// tests read; the conformance package's TestOfficialVectors checks every
+// field of the file.
 type keyScheduleVector struct {
 	CipherSuite       uint16   `json:"cipher_suite"`
 	InitialInitSecret hexBytes `json:"initial_init_secret"`
@@ -72,10 +73,10 @@ func expectSecret(t *testing.T, name string, got secret.Secret, want []byte) {
 
 // TestSecretOwnership walks every case of key-schedule.json from
 // initial_init_secret, clearing each stage as soon as the next one is
-// derived: no stage may share memory with the one it came from. The derived
-// values are conformance_test.go's to check; this test checks what the
-// vectors do not list: the welcome key and nonce (§12.4.3.1), and that
-// TakeEncryptionSecret and Clear leave nothing behind.
+// derived: no stage may share memory with the one it came from. The
+// conformance package's TestOfficialVectors checks the derived values; this
+// test checks what the vectors do not list: the welcome key and nonce
+// (§12.4.3.1), and that TakeEncryptionSecret and Clear leave nothing behind.
 func TestSecretOwnership(t *testing.T) {
 	var vs []keyScheduleVector
 	load(t, "key-schedule.json", &vs)
@@ -195,7 +196,8 @@ func TestJoinerPath(t *testing.T) {
 }
 
 // TestPSKSecretKeepsInput checks that PSKSecret only reads the PSKs it is
-// given; conformance_test.go checks its output on psk_secret.json.
+// given; the conformance package's TestOfficialVectors checks its output
+// on psk_secret.json.
 func TestPSKSecretKeepsInput(t *testing.T) {
 	suite, err := ciphersuite.Lookup(1)
 	if err != nil {

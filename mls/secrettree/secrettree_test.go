@@ -19,7 +19,8 @@ import (
 type hexBytes = vectors.Hex
 
 // secretTreeVector is the part of a secret-tree.json case that TestVectors
-// reads; conformance_test.go checks every field of the file.
+// reads; the conformance package's TestOfficialVectors checks every field
+// of the file.
 type secretTreeVector struct {
 	CipherSuite      uint16   `json:"cipher_suite"`
 	EncryptionSecret hexBytes `json:"encryption_secret"`
@@ -48,11 +49,11 @@ func suite1(t testing.TB) *ciphersuite.Suite {
 }
 
 // TestVectors derives, with the default window, every generation that
-// secret-tree.json lists, and checks what the conformance verifier
-// (conformance_test.go, which checks the keys and nonces) does not: the
-// generation each key carries, that no node secret is left once every leaf
-// has been used (§9.2), and that a sender on a fresh tree reaches the same
-// key through NextKey.
+// secret-tree.json lists, and checks what the conformance verifier (the
+// conformance package's TestOfficialVectors, which checks the keys and
+// nonces) does not: the generation each key carries, that no node secret is
+// left once every leaf has been used (§9.2), and that a sender on a fresh
+// tree reaches the same key through NextKey.
 func TestVectors(t *testing.T) {
 	supported := 0
 	for i, v := range loadVectors(t) {

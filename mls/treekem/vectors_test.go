@@ -13,9 +13,10 @@ import (
 )
 
 // The official TreeKEM vectors (testdata/vectors/treekem.json, format in
-// mls-implementations test-vectors.md, section "TreeKEM"). conformance_test.go
-// runs every check the format lists; the tests here set the vectors up
-// for what it does not check, and for FuzzProcessUpdatePath.
+// mls-implementations test-vectors.md, section "TreeKEM"). The conformance
+// package's TestOfficialVectors runs every check the format lists; the
+// tests here set the vectors up for what it does not check, and for
+// FuzzProcessUpdatePath.
 
 type hexBytes = vectors.Hex
 
