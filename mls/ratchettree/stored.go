@@ -1,0 +1,98 @@
+package ratchettree
+
+import (
+	"math/bits"
+
+	"github.com/mlsengine/mlsengine/mls/ciphersuite"
+	"github.com/mlsengine/mlsengine/mls/wire"
+)
+
+// StoredTree is a tree as a storage layer kept it: nodes and, where known,
+// their tree hashes, so that rebuilding it need neither decode every leaf
+// nor rehash the tree.
+type StoredTree struct {
+	// LeafCount is the number of leaves, a power of two.
+	LeafCount uint32
+	// Leaves holds LeafCount LeafNode encodings, nil for a blank leaf. They
+	// are checked only for the position of their keys; the tree keeps the
+	// slices.
+	Leaves [][]byte
+	// Parents holds the parent node 2k+1 at k, nil when blank; LeafCount-1
+	// entries (or LeafCount, the last unused). The tree keeps them.
+	Parents []*wire.ParentNode
+	// Hashes holds the tree hash of node x at [x*Nh : (x+1)*Nh] for every
+	// node x with Known(x); other bytes are ignored.
+	Hashes []byte
+	// Known reports whether Hashes holds node x's hash. Nodes whose hash is
+	// unknown, and their ancestors, are rehashed when a hash is next asked
+	// for; nil means none is known.
+	Known func(x uint32) bool
+}
+
+// FromStored rebuilds a tree from what a storage layer kept, with the
+// structural checks of FromWire but no signature, parent-hash or key
+// checks, and without hashing nodes whose hash is known: the caller trusts
+// its storage, and compares TreeHash with the group context's tree_hash to
+// catch a store that lost track of a change.
+func FromStored(suite *ciphersuite.Suite, st *StoredTree) (*Tree, error) {
+	if err := checkSuite(suite); err != nil {
+		return nil, err
+	}
+	n := st.LeafCount
+	if n == 0 || bits.OnesCount32(n) != 1 || uint64(n) > uint64(maxLeaves) {
+		return nil, invalidf(nil, "stored leaf count %d is not a power of two", n)
+	}
+	if uint32(len(st.Leaves)) != n || (uint32(len(st.Parents)) != n && uint32(len(st.Parents)) != n-1) {
+		return nil, invalidf(nil, "stored tree of %d leaves with %d leaves and %d parent nodes", n, len(st.Leaves), len(st.Parents))
+	}
+	t := newTree(suite, n)
+	for l, enc := range st.Leaves {
+		if enc == nil {
+			continue
+		}
+		if ek, sk := leafKeys(enc); ek == nil || sk == nil {
+			return nil, invalidf(nil, "stored leaf %d is not a LeafNode", l)
+		}
+		t.putLeaf(uint32(l), enc)
+	}
+	for k, p := range st.Parents {
+		if p != nil && uint32(k) < n-1 {
+			t.putParent(uint32(2*k+1), p)
+		}
+	}
+	if n > 1 && !t.filled.any(n, width(n)-1) {
+		// The right half is blank: the tree should have been truncated
+		// (§7.7).
+		return nil, invalidf(nil, "stored tree of %d leaves has a blank right half", n)
+	}
+	if err := t.checkUnmergedPlacement(); err != nil {
+		return nil, err
+	}
+	if st.Known == nil {
+		return t, nil
+	}
+	w := width(n)
+	if len(st.Hashes) < int(w)*t.nh {
+		return nil, invalidf(nil, "stored hashes of %d bytes for %d nodes", len(st.Hashes), w)
+	}
+	// A node is clean when its hash is known and its children are clean:
+	// dirtiness must stay closed under parent (rehashWith stops at a clean
+	// node). Levels are visited bottom up, so children are decided first.
+	clean := 0
+	for lv := uint(0); (uint32(1)<<lv)-1 < w; lv++ {
+		for x := uint32(1)<<lv - 1; x < w; x += uint32(1) << (lv + 1) {
+			if !st.Known(x) || (lv > 0 && (t.dirty.get(left(x)) || t.dirty.get(right(x)))) {
+				continue
+			}
+			copy(t.cached(x), st.Hashes[int(x)*t.nh:int(x+1)*t.nh])
+			t.dirty.clear(x)
+			clean++
+		}
+	}
+	t.dirtyHint = int(w) - clean
+	return t, nil
+}
+
+// maxLeaves bounds a stored leaf count so that the node arrays it sizes
+// stay addressable by uint32 node indexes.
+const maxLeaves = 1 << 31
