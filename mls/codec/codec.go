@@ -199,6 +199,19 @@ func (r *Reader) VarBytes() []byte {
 	return append([]byte{}, b...)
 }
 
+// VarBytesView is VarBytes without the copy: the result is a slice of the
+// input, which it keeps alive, and the caller must not modify it. It is
+// for decoders that keep large parts of their input as they are (stored
+// ratchet tree leaves).
+func (r *Reader) VarBytesView() []byte {
+	n := r.Varint()
+	b := r.take(int(n))
+	if r.err != nil {
+		return nil
+	}
+	return b[:len(b):len(b)]
+}
+
 // Vector reads a varint-prefixed vector and calls f with a Reader limited to
 // its body. f must consume the whole body: leftover bytes are an error, as is
 // any error f records.

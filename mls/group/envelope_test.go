@@ -51,7 +51,17 @@ func envelopeCodecs(suite *ciphersuite.Suite) map[string]func([]byte) ([]byte, e
 			if err != nil {
 				return nil, err
 			}
-			return treeSizeValue(n, cs), nil
+			if cs == 0 {
+				return treeSizeValue(n), nil
+			}
+			return chunkSizeValue(n, cs), nil
+		},
+		"tile": func(b []byte) ([]byte, error) {
+			hashes, nodes, err := openTile(b)
+			if err != nil {
+				return nil, err
+			}
+			return tileValue(hashes, nodes), nil
 		},
 		"proposal": func(b []byte) ([]byte, error) {
 			s, ac, err := openQueued(b)
@@ -132,8 +142,12 @@ func envelopeSeeds(t testing.TB, suite *ciphersuite.Suite) [][]byte {
 		(&Config{}).marshal(),
 		stateValue(StatusActive, 7, nil),
 		stateValue(StatusReInit, 1<<20, []byte{1, 2, 3}),
-		treeSizeValue(5, 64),
-		treeSizeValue(math.MaxUint32, 1<<24),
+		chunkSizeValue(5, 64),
+		chunkSizeValue(math.MaxUint32, 1<<24),
+		treeSizeValue(5),
+		treeSizeValue(math.MaxUint32),
+		tileValue(seq(15*nh, 6), seq(300, 7)),
+		tileValue(nil, nil),
 		queuedValue(0, seq(300, 9)),
 		queuedValue(70000, seq(70000, 9)),
 		pastMembersValue([][]byte{seq(32, 1), nil, {}, seq(65, 2)}),
@@ -169,8 +183,8 @@ func TestEnvelopeRoundTrip(t *testing.T) {
 		if err := msgpack.Unmarshal(b, &v); err != nil || len(v) == 0 {
 			t.Fatalf("seed %d: not a MessagePack array: %v", i, err)
 		}
-		if ver, ok := v[0].(int8); !ok || ver != 1 {
-			t.Fatalf("seed %d: element 0 is %#v, want version 1", i, v[0])
+		if ver, ok := v[0].(int8); !ok || ver < 1 || ver > 2 {
+			t.Fatalf("seed %d: element 0 is %#v, want version 1 or 2", i, v[0])
 		}
 		ok := 0
 		for name, codec := range codecs {
@@ -195,9 +209,9 @@ func TestEnvelopeRoundTrip(t *testing.T) {
 				t.Fatalf("seed %d, %s: trailing byte: %v", i, name, err)
 			}
 			bumped := slices.Clone(b)
-			bumped[1] = 2 // element 0, a fixint: the version
+			bumped[1]++ // element 0, a fixint: the version
 			if _, err := codec(bumped); !errors.Is(err, errEnvVersion) {
-				t.Fatalf("seed %d, %s: version 2: %v", i, name, err)
+				t.Fatalf("seed %d, %s: version %d: %v", i, name, bumped[1], err)
 			}
 		}
 		if ok == 0 {

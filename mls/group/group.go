@@ -72,8 +72,12 @@ type Group struct {
 	resumption []resumptionPSK       // ascending epochs, the current one last
 	updates    map[string]*ciphersuite.HPKEPrivateKey
 
-	log                   *changeLog
-	storedCS, storedWidth uint32 // layout of the tree records last logged
+	log *changeLog
+	// The tree records last logged: their width, the chunk size of layout
+	// 1 (0 for layout 2), and the nodes of layout 2 stored in records of
+	// their own (treerecords.go).
+	storedCS, storedWidth uint32
+	extNodes              map[uint32]bool
 }
 
 // msgEpoch is the message-protection state of one epoch: its

@@ -133,12 +133,16 @@ func (g *Group) Records() []Record {
 	defer func() { g.log = saved }()
 	g.log.own(GroupScope, Public, "join-config", g.cfg.marshal())
 	g.logState()
-	w := g.tree.Width()
-	cs := treeChunk(w)
-	for k := uint32(0); uint64(k)*uint64(cs) < uint64(w); k++ {
-		g.log.own(GroupScope, Public, treeChunkName(cs, k), g.treeChunkValue(cs, k))
+	if g.storedCS != 0 {
+		w := g.tree.Width()
+		cs := treeChunk(w)
+		for k := uint32(0); uint64(k)*uint64(cs) < uint64(w); k++ {
+			g.log.own(GroupScope, Public, treeChunkName(cs, k), g.treeChunkValue(cs, k))
+		}
+		g.log.own(GroupScope, Public, "tree/size", chunkSizeValue(uint32(g.tree.LeafCount()), cs))
+	} else {
+		g.logAllTiles()
 	}
-	g.logTreeSize(cs)
 	if g.secrets != nil {
 		g.log.own(GroupScope, KeyMaterial, epochName(g.ctx.Epoch, "secrets"), g.secrets.marshal())
 	}
@@ -295,33 +299,9 @@ func (g *Group) treeChunkValue(cs, k uint32) []byte {
 	return w.Bytes()
 }
 
-func (g *Group) logTreeSize(cs uint32) {
-	g.log.own(GroupScope, Public, "tree/size", treeSizeValue(uint32(g.tree.LeafCount()), cs))
-}
-
-// treeSizeValue is the tree/size record:
-//
-//	[treeSizeVersion, leaf count uint, chunk size uint]
-func treeSizeValue(leaves, cs uint32) []byte {
-	return envelope(func(e *envEncoder) {
-		e.array(3)
-		e.uint(treeSizeVersion)
-		e.uint(uint64(leaves))
-		e.uint(uint64(cs))
-	})
-}
-
-// openTreeSize decodes a record written by treeSizeValue.
-func openTreeSize(v []byte) (leaves, cs uint32, err error) {
-	d := newEnvDecoder(v)
-	d.open(treeSizeVersion, 2)
-	leaves, cs = uint32(d.uint(math.MaxUint32)), uint32(d.uint(math.MaxUint32))
-	return leaves, cs, d.finish()
-}
-
-// logFullTree logs every tree record, deleting those of the previous
-// layout.
-func (g *Group) logFullTree() {
+// logFullChunks logs every tree record of layout 1, deleting those of
+// the previous chunk size.
+func (g *Group) logFullChunks() {
 	for k := uint32(0); g.storedCS > 0 && uint64(k)*uint64(g.storedCS) < uint64(g.storedWidth); k++ {
 		g.log.del(GroupScope, Public, treeChunkName(g.storedCS, k))
 	}
@@ -330,18 +310,18 @@ func (g *Group) logFullTree() {
 	for k := uint32(0); uint64(k)*uint64(cs) < uint64(w); k++ {
 		g.log.own(GroupScope, Public, treeChunkName(cs, k), g.treeChunkValue(cs, k))
 	}
-	g.logTreeSize(cs)
+	g.log.own(GroupScope, Public, "tree/size", chunkSizeValue(uint32(g.tree.LeafCount()), cs))
 	g.storedCS, g.storedWidth = cs, w
 	g.tree.ResetChanged()
 }
 
-// logTreeChanges logs the tree records holding nodes changed since the
-// last log (ratchettree's change set): O(log N) records per commit.
-func (g *Group) logTreeChanges() {
+// logChunkChanges is logTreeChanges for layout 1: the chunks holding
+// nodes changed since the last log.
+func (g *Group) logChunkChanges() {
 	w := g.tree.Width()
 	cs := treeChunk(w)
 	if cs != g.storedCS {
-		g.logFullTree()
+		g.logFullChunks()
 		return
 	}
 	chunks := map[uint32]bool{}
@@ -358,7 +338,7 @@ func (g *Group) logTreeChanges() {
 			g.log.del(GroupScope, Public, treeChunkName(cs, k))
 		}
 	}
-	g.logTreeSize(cs)
+	g.log.own(GroupScope, Public, "tree/size", chunkSizeValue(uint32(g.tree.LeafCount()), cs))
 	g.storedWidth = w
 	g.tree.ResetChanged()
 }
@@ -789,6 +769,9 @@ func (rs *restorer) restoreTree(g *Group) error {
 	leaves, chunk, err := openTreeSize(v)
 	if err != nil {
 		return corrupt("tree/size", err)
+	}
+	if chunk == 0 {
+		return rs.restoreTiles(g, leaves)
 	}
 	n, cs := uint64(leaves), uint64(chunk)
 	// logTreeChanges keeps the tree in at most maxTreeRecords records (and
