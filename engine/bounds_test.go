@@ -35,16 +35,10 @@ func newBoundedStore(t testing.TB, b testStore) *boundedStore {
 	return &boundedStore{testStore: b, t: t}
 }
 
-// wholeGroup reports whether u stores a whole group: a group unit built
-// on no version that puts records (create, join, copy).
-func wholeGroup(u *storage.Unit) bool {
-	return u.Scope.IsGroup() && u.Version == 0 && len(u.Puts) > 0
-}
-
 func (b *boundedStore) Apply(ctx context.Context, u *storage.Unit) (uint64, error) {
 	if err := u.Validate(); err == nil {
 		b.mu.Lock()
-		if wholeGroup(u) {
+		if u.Creates() {
 			b.exemptUnits++
 		} else {
 			b.units++

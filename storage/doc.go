@@ -128,7 +128,11 @@
 // removes) and at most MaxUnitBytes bytes, a value at most MaxValueLen bytes,
 // a name at most MaxNameLen bytes and a group id at most MaxGroupIDLen;
 // Unit.Validate enforces them on every backend (ErrInvalidUnit), so an
-// engine tested against the in-memory backend fits every backend. Sets of
+// engine tested against the in-memory backend fits every backend. A unit
+// that creates its group (Unit.Creates: joining, creating, copying) is the
+// group's whole state and has the larger bounds MaxCreateUnitRecords and
+// MaxCreateUnitBytes; a backend that cannot apply it in one atomic step
+// writes its records before the group's version. Sets of
 // records that grow with a group's traffic (the secret tree of an epoch, a
 // ratchet per sender) are deleted with one prefix deletion ("epoch/12/"),
 // which the backend carries out and erases itself. Store large structures,

@@ -38,12 +38,13 @@ func TestValidateAccepts(t *testing.T) {
 			{Key: storage.Key{Scope: gs, Class: storage.KeyMaterial, Name: "a"}},
 			{Key: storage.Key{Scope: client, Class: storage.Public, Name: "a"}},
 			{Key: storage.Key{Scope: client, Class: storage.KeyMaterial, Name: "a"}}}},
-		"leave":                     {Scope: gs, Version: 9, DeleteGroup: true, Deletes: []storage.Key{kp}},
-		"client unit":               {Scope: client, Puts: []storage.Record{{Key: kp, Value: []byte{1}}}},
-		"MaxUnitRecords":            {Scope: gs, Puts: many},
-		"MaxValueLen":               {Scope: gs, Puts: []storage.Record{{Key: pub("v").Key, Value: make([]byte, storage.MaxValueLen)}}},
-		"empty group id":            {Scope: storage.GroupScope(nil), Puts: []storage.Record{{Key: storage.Key{Scope: storage.GroupScope([]byte{}), Class: storage.Public, Name: "a"}}}},
-		"MaxNameLen, all the chars": {Scope: gs, Puts: []storage.Record{pub("AZaz09-_=/" + strings.Repeat("x", storage.MaxNameLen-10))}},
+		"leave":                      {Scope: gs, Version: 9, DeleteGroup: true, Deletes: []storage.Key{kp}},
+		"client unit":                {Scope: client, Puts: []storage.Record{{Key: kp, Value: []byte{1}}}},
+		"MaxUnitRecords":             {Scope: gs, Version: 1, Puts: many},
+		"creating, MaxUnitRecords+1": {Scope: gs, Puts: append(many, pub("one/more"))},
+		"MaxValueLen":                {Scope: gs, Puts: []storage.Record{{Key: pub("v").Key, Value: make([]byte, storage.MaxValueLen)}}},
+		"empty group id":             {Scope: storage.GroupScope(nil), Puts: []storage.Record{{Key: storage.Key{Scope: storage.GroupScope([]byte{}), Class: storage.Public, Name: "a"}}}},
+		"MaxNameLen, all the chars":  {Scope: gs, Puts: []storage.Record{pub("AZaz09-_=/" + strings.Repeat("x", storage.MaxNameLen-10))}},
 	}
 	for name, u := range units {
 		if err := u.Validate(); err != nil {
@@ -60,12 +61,26 @@ func TestValidateRejects(t *testing.T) {
 	for i := range many {
 		many[i] = pub("n/" + strconv.Itoa(i))
 	}
+	// Values sharing one array: units of many bytes without the memory.
+	full := make([]byte, storage.MaxValueLen)
+	huge := make([]storage.Record, storage.MaxCreateUnitBytes/storage.MaxValueLen+1)
+	for i := range huge {
+		huge[i] = storage.Record{Key: pub("h/" + strconv.Itoa(i)).Key, Value: full}
+	}
+	tooMany := make([]storage.Record, storage.MaxCreateUnitRecords+1)
+	for i := range tooMany {
+		tooMany[i] = pub("t/" + strconv.Itoa(i))
+	}
 	cases := []struct {
 		name   string
 		u      *storage.Unit
 		badKey bool
 	}{
 		{"nil", nil, false},
+		{"MaxUnitRecords+1 on an existing group", &storage.Unit{Scope: gs, Version: 1, Puts: tooMany[:storage.MaxUnitRecords+1]}, false},
+		{"MaxUnitBytes+1 on an existing group", &storage.Unit{Scope: gs, Version: 1, Puts: huge[:storage.MaxUnitBytes/storage.MaxValueLen+1]}, false},
+		{"creating, MaxCreateUnitRecords+1", &storage.Unit{Scope: gs, Puts: tooMany}, false},
+		{"creating, MaxCreateUnitBytes+1", &storage.Unit{Scope: gs, Puts: huge}, false},
 		{"zero scope", &storage.Unit{}, false},
 		{"client version", &storage.Unit{Scope: client, Version: 1}, false},
 		{"client DeleteGroup", &storage.Unit{Scope: client, DeleteGroup: true}, false},

@@ -17,7 +17,9 @@ import (
 // Its size is bounded whatever the group's size or traffic: at most
 // MaxUnitRecords operations (a put, a delete, a prefix deletion and a group
 // deletion count one each, however many records the last two remove) and
-// MaxUnitBytes bytes.
+// MaxUnitBytes bytes. A unit that creates its group (Creates) holds the
+// whole group, so its bounds are MaxCreateUnitRecords and
+// MaxCreateUnitBytes.
 type Unit struct {
 	// Scope is the group the unit changes, or ClientScope() for a unit that
 	// changes client-wide records only.
@@ -129,11 +131,15 @@ func (u *Unit) Validate() error {
 			return fmt.Errorf("%w: DeleteGroup in a client unit", ErrInvalidUnit)
 		}
 	}
-	if n := u.Ops(); n > MaxUnitRecords {
-		return fmt.Errorf("%w: %d operations, more than MaxUnitRecords (%d)", ErrInvalidUnit, n, MaxUnitRecords)
+	maxOps, maxBytes, what := MaxUnitRecords, MaxUnitBytes, ""
+	if u.Creates() {
+		maxOps, maxBytes, what = MaxCreateUnitRecords, MaxCreateUnitBytes, "Create"
 	}
-	if n := u.Bytes(); n > MaxUnitBytes {
-		return fmt.Errorf("%w: %d bytes, more than MaxUnitBytes (%d)", ErrInvalidUnit, n, MaxUnitBytes)
+	if n := u.Ops(); n > maxOps {
+		return fmt.Errorf("%w: %d operations, more than Max%sUnitRecords (%d)", ErrInvalidUnit, n, what, maxOps)
+	}
+	if n := u.Bytes(); n > maxBytes {
+		return fmt.Errorf("%w: %d bytes, more than Max%sUnitBytes (%d)", ErrInvalidUnit, n, what, maxBytes)
 	}
 	for i, p := range u.DeletePrefixes {
 		if err := p.Validate(); err != nil {
@@ -168,6 +174,19 @@ func (u *Unit) Validate() error {
 		}
 	}
 	return nil
+}
+
+// Creates reports whether u creates its group: a group unit built on
+// Version 0 that does not delete the group. It may be as large as the
+// group's whole state (a member joining a group of 50,000 writes several
+// thousand records), so its bounds are MaxCreateUnitRecords and
+// MaxCreateUnitBytes. A backend that cannot apply so large a unit in one
+// atomic step may write its records first and make the group exist last
+// (its version), having first removed whatever an earlier, interrupted
+// creation left in the group's scope: no reader sees a group's records
+// before the group exists.
+func (u *Unit) Creates() bool {
+	return u.Scope.IsGroup() && u.Version == 0 && !u.DeleteGroup
 }
 
 // Ops is the number of operations the unit counts against MaxUnitRecords:
@@ -263,10 +282,14 @@ const (
 	// or group deletion is one operation however many records it removes.
 	MaxUnitRecords = 512
 	// MaxUnitBytes bounds the bytes of one unit (Unit.Bytes). The engine's
-	// operations on an existing group write a few KiB whatever its size;
-	// what reaches this bound is a group's whole state, written when a
-	// member joins, creates or copies it: about 260 bytes per member.
+	// operations on an existing group write a few KiB whatever its size.
 	MaxUnitBytes = 16 << 20
+	// MaxCreateUnitRecords and MaxCreateUnitBytes bound a unit that creates
+	// its group (Unit.Creates): a group's whole state, written when a
+	// member joins, creates or copies it, about 330 bytes and 0.15 records
+	// per member; so 50,000 members are about 17 MB in 7,000 records.
+	MaxCreateUnitRecords = 1 << 16
+	MaxCreateUnitBytes   = 64 << 20
 	// MaxValueLen bounds the length of one value in bytes.
 	MaxValueLen = 256 << 10
 	// MaxNameLen bounds the length of a record name in bytes.

@@ -51,7 +51,8 @@
 //   - VersionRead, GetMany: Version agrees with Apply and Load; GetMany
 //     returns the existing records of its keys, sorted and copied.
 //   - Bounds: group ids up to storage.MaxGroupIDLen, units up to
-//     storage.MaxUnitBytes, and nothing beyond.
+//     storage.MaxUnitBytes and MaxUnitRecords on an existing group, and
+//     nothing beyond; a unit creating its group beyond MaxUnitRecords.
 //
 // LossyBackend wraps any backend to lose requests and replies, for testing
 // what sits on top of a backend.

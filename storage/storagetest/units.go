@@ -293,8 +293,22 @@ func testBounds(t *testing.T, b storage.Backend) {
 		t.Errorf("Get in a group id of %d bytes: %v, want ErrInvalidKey", len(tooLong), err)
 	}
 
-	// A unit of exactly MaxUnitBytes is accepted, one byte more is not.
+	// A unit that creates its group may hold more than MaxUnitRecords
+	// operations: it is the group's whole state.
+	created := []byte("created")
+	var bulk []storage.Record
+	for i := range storage.MaxUnitRecords + 1 {
+		bulk = append(bulk, rec(gk(created, storage.Public, "n/"+strconv.Itoa(i)), []byte{byte(i)}))
+	}
+	cv := apply(t, b, &storage.Unit{Scope: storage.GroupScope(created), Puts: bulk})
+	if n := len(load(t, b, created).Records); n != len(bulk) {
+		t.Errorf("a creating unit of %d records stored %d", len(bulk), n)
+	}
+	// On an existing group, a unit of exactly MaxUnitBytes is accepted,
+	// one byte more is not, and so is a unit of MaxUnitRecords+1.
+	applyErr(t, b, &storage.Unit{Scope: storage.GroupScope(created), Version: cv, Puts: bulk}, storage.ErrInvalidUnit)
 	gid := []byte("bytes")
+	v := apply(t, b, &storage.Unit{Scope: storage.GroupScope(gid), Puts: []storage.Record{rec(gk(gid, storage.Public, "a"), nil)}})
 	var puts []storage.Record
 	left := storage.MaxUnitBytes
 	for i := 0; left > 0; i++ {
@@ -303,7 +317,7 @@ func testBounds(t *testing.T, b storage.Backend) {
 		puts = append(puts, rec(gk(gid, storage.Public, name), bytes.Repeat([]byte{byte(i)}, n)))
 		left -= len(name) + n
 	}
-	u := &storage.Unit{Scope: storage.GroupScope(gid), Puts: puts}
+	u := &storage.Unit{Scope: storage.GroupScope(gid), Version: v, Puts: puts}
 	if u.Bytes() != storage.MaxUnitBytes {
 		t.Fatalf("test unit of %d bytes, want %d", u.Bytes(), storage.MaxUnitBytes)
 	}
@@ -314,7 +328,7 @@ func testBounds(t *testing.T, b storage.Backend) {
 	}
 	last.Value = last.Value[:len(last.Value)-1]
 	apply(t, b, u)
-	if n := len(load(t, b, gid).Records); n != len(puts) {
+	if n := len(load(t, b, gid).Records); n != len(puts)+1 {
 		t.Errorf("a unit of MaxUnitBytes stored %d of its %d records", n, len(puts))
 	}
 }
