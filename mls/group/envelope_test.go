@@ -77,6 +77,13 @@ func envelopeCodecs(suite *ciphersuite.Suite) map[string]func([]byte) ([]byte, e
 			}
 			return pastMembersValue(keys), nil
 		},
+		"past delta": func(b []byte) ([]byte, error) {
+			n, delta, err := openPastDelta(b)
+			if err != nil {
+				return nil, err
+			}
+			return pastDeltaValue(n, delta), nil
+		},
 		"value": func(b []byte) ([]byte, error) {
 			v, err := openValueEnvelope(b, valueVersion, -1)
 			if err != nil {
@@ -151,6 +158,8 @@ func envelopeSeeds(t testing.TB, suite *ciphersuite.Suite) [][]byte {
 		queuedValue(0, seq(300, 9)),
 		queuedValue(70000, seq(70000, 9)),
 		pastMembersValue([][]byte{seq(32, 1), nil, {}, seq(65, 2)}),
+		pastDeltaValue(9, []pastDelta{{0, seq(32, 1)}, {3, nil}, {8, seq(65, 2)}}),
+		pastDeltaValue(1, nil),
 		valueEnvelope(valueVersion, seq(nh, 3)),
 		valueEnvelope(valueVersion, nil),
 		es.marshal(),

@@ -90,6 +90,9 @@ type msgEpoch struct {
 	tree       *msgTree
 	ctx        *wire.GroupContext // past epochs only
 	sigKeys    [][]byte           // past epochs only; nil for a blank leaf
+	// fullMembers: sigKeys are stored as a whole list (layout 1), not
+	// as a delta (pastrecords.go).
+	fullMembers bool
 }
 
 type resumptionPSK struct {

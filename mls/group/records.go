@@ -39,14 +39,21 @@ import (
 //	Public       context                        -  GroupContext (§8.1)
 //	Public       transcript/interim             1  [v, bin interim_transcript_hash (§8.2)]
 //	Public       confirmation-tag               1  [v, bin confirmation_tag (§6.1)]
-//	Public       tree/size                      1  [v, leaf count uint, chunk size uint]
-//	Public       tree/<chunk size>/<k>          -  nodes [k*size, (k+1)*size) of the tree, each an
-//	                                                optional<Node> (§12.4.3.3), concatenated
+//	Public       tree/size                      2  [v, leaf count uint] (layout 1: [1, leaf count uint,
+//	                                                chunk size uint])
+//	Public       tree/t/<r>                     1  [v, bin hashes, bin nodes]: the tile of node r, its
+//	                                                nodes and their tree hashes (treerecords.go)
+//	Public       tree/x/<node>                  -  LeafNode or ParentNode of a node too large for its tile
+//	Public       tree/<chunk size>/<k>          -  layout 1: nodes [k*size, (k+1)*size) of the tree,
+//	                                                each an optional<Node> (§12.4.3.3), concatenated
 //	Public       proposal/<ref>                 1  [v, queue position uint, bin AuthenticatedContent (§6.1)]
 //	Public       pending-commit                 -  AuthenticatedContent of the own pending commit, its
 //	                                                first 128 KiB; the rest in pending-commit/more/<k>
 //	Public       past/<e>/context               -  GroupContext of retained past epoch e
-//	Public       past/<e>/members/<k>           1  [v, [?bin signature_key, ...]]: leaves
+//	Public       past/<e>/delta/<k>             1  [v, leaf count uint, [leaf uint, ?bin signature_key,
+//	                                                ...]]: the leaves of epoch e whose signature key
+//	                                                differs in the epoch after it (pastrecords.go)
+//	Public       past/<e>/members/<k>           1  layout 1: [v, [?bin signature_key, ...]]: leaves
 //	                                                [1024k, 1024(k+1)) of epoch e, nil if blank
 //	KeyMaterial  epoch/<e>/secrets              1  [v, bin exporter, bin external, bin confirmation,
 //	                                                bin membership, bin epoch_authenticator, bin init]:
@@ -77,7 +84,6 @@ import (
 const (
 	configVersion         = 1 // join-config
 	stateVersion          = 1 // state
-	treeSizeVersion       = 1 // tree/size
 	proposalVersion       = 1 // proposal/<ref>
 	pastMembersVersion    = 1 // past/<e>/members/<k>
 	valueVersion          = 1 // [v, bin]: transcript/interim, confirmation-tag, sender-data, tree nodes, ratchets, resumption, hpke, pending-update
@@ -87,13 +93,12 @@ const (
 	keyPackageKeysVersion = 1 // client key-package/<ref> key material
 )
 
-// Record sizes. A storage unit holds at most 512 records of at most 256
-// KiB each (package storage), and one operation must fit one unit
-// whatever the group's size: a change of the tree's chunk size rewrites
-// the whole tree (at most maxTreeRecords deletions and half as many puts),
-// and an epoch change writes the ending epoch's member list and deletes
-// the oldest retained one (pastChunk members a record, 49 records each at
-// 50,000 members).
+// Record sizes. A storage unit on an existing group holds at most 512
+// operations of at most 256 KiB each (package storage), whatever the
+// group's size: tree tiles are bounded by tileInline; a past epoch's
+// delta names pastChunk leaves a record; in layout 1, a change of the
+// tree's chunk size rewrites the whole tree (at most maxTreeRecords
+// deletions and half as many puts).
 const (
 	pastChunk      = 1024
 	minTreeChunk   = 64
@@ -154,10 +159,8 @@ func (g *Group) Records() []Record {
 		for _, r := range m.tree.records() {
 			g.log.own(r.Scope, r.Class, r.Name, r.Value)
 		}
-		if m.ctx != nil {
-			g.logPast(m)
-		}
 	}
+	g.logPastEpochs()
 	for _, r := range g.resumption {
 		g.logResumption(r.epoch, r.psk)
 	}
@@ -341,56 +344,6 @@ func (g *Group) logChunkChanges() {
 	g.log.own(GroupScope, Public, "tree/size", chunkSizeValue(uint32(g.tree.LeafCount()), cs))
 	g.storedWidth = w
 	g.tree.ResetChanged()
-}
-
-// logPast logs the public records of a retained past epoch: its context
-// and the signature keys of its leaves, which verify its late messages
-// (§6.1), in chunks of pastChunk leaves.
-func (g *Group) logPast(m *msgEpoch) {
-	g.log.own(GroupScope, Public, pastName(m.epoch, "context"), m.ctx.Bytes())
-	for k := 0; k*pastChunk < len(m.sigKeys); k++ {
-		keys := m.sigKeys[k*pastChunk : min((k+1)*pastChunk, len(m.sigKeys))]
-		g.log.own(GroupScope, Public, pastName(m.epoch, "members/"+strconv.Itoa(k)), pastMembersValue(keys))
-	}
-}
-
-// pastMembersValue is a past/<e>/members/<k> record: the signature keys
-// of at most pastChunk leaves, nil for a blank leaf:
-//
-//	[pastMembersVersion, [?bin signature_key, ...]]
-func pastMembersValue(keys [][]byte) []byte {
-	return envelope(func(e *envEncoder) {
-		e.array(2)
-		e.uint(pastMembersVersion)
-		e.array(len(keys))
-		for _, sk := range keys {
-			if sk == nil {
-				e.nil()
-			} else {
-				e.bin(sk)
-			}
-		}
-	})
-}
-
-// openPastMembers decodes a past/<e>/members/<k> record (logPast).
-func openPastMembers(v []byte) ([][]byte, error) {
-	d := newEnvDecoder(v)
-	d.open(pastMembersVersion, 1)
-	n := d.array(pastChunk)
-	keys := make([][]byte, 0, n)
-	for range n {
-		var sk []byte
-		if !d.isNil() {
-			sk = d.bin(-1)
-		}
-		keys = append(keys, sk)
-	}
-	return keys, d.finish()
-}
-
-func (g *Group) unlogPast(m *msgEpoch) {
-	g.log.delPrefix(GroupScope, Public, pastName(m.epoch, ""))
 }
 
 // privRecords returns the records of a TreeKEM private state: one per
@@ -836,6 +789,16 @@ func (rs *restorer) restoreMessages(g *Group) error {
 		sorted = append(sorted, e)
 	}
 	slices.Sort(sorted)
+	var pastEpochs []uint64
+	for _, e := range sorted {
+		if e != g.ctx.Epoch || g.status == StatusRemoved {
+			pastEpochs = append(pastEpochs, e)
+		}
+	}
+	pastMembers, err := rs.restorePastMembers(g, pastEpochs)
+	if err != nil {
+		return err
+	}
 	for _, e := range sorted {
 		sd, err := openSecretEnvelope(rs.key[epochName(e, "sender-data")], valueVersion, g.suite.HashLen())
 		if err != nil {
@@ -851,21 +814,8 @@ func (rs *restorer) restoreMessages(g *Group) error {
 			if m.ctx, err = wire.Unmarshal[wire.GroupContext](v); err != nil {
 				return corrupt(pastName(e, "context"), err)
 			}
-			for k := 0; ; k++ {
-				name := pastName(e, "members/"+strconv.Itoa(k))
-				v, ok := rs.pub[name]
-				if !ok {
-					break
-				}
-				keys, err := openPastMembers(v)
-				if err == nil && len(m.sigKeys) != k*pastChunk {
-					err = fmt.Errorf("follows a chunk of fewer than %d leaves", pastChunk)
-				}
-				if err != nil {
-					return corrupt(name, err)
-				}
-				m.sigKeys = append(m.sigKeys, keys...)
-			}
+			pm := pastMembers[e]
+			m.sigKeys, m.fullMembers = pm.sigKeys, pm.fullMembers
 			leaves = treemath.LeafCount(len(m.sigKeys))
 		}
 		m.tree, err = restoreMsgTree(g.suite, e, leaves, g.cfg.tolerance(), g.cfg.maxForward(), rs.keyRecords, g.log)

@@ -291,7 +291,7 @@ func (g *Group) retireCurrent(sigKeys [][]byte) {
 			m.ctx = &ctx
 			m.sigKeys = sigKeys
 			g.past = append(g.past, m)
-			g.logPast(m)
+			g.logPast(m, nil)
 		} else {
 			g.dropMessages(m)
 		}
