@@ -27,9 +27,12 @@ import (
 // the tree. A node whose encoding exceeds tileInline bytes (a leaf with a
 // long X.509 chain, a parent with thousands of unmerged leaves) is stored
 // in a record of its own, tree/x/<node>, and the tile holds its hash and a
-// reference; so a tile stays under 17 KiB whatever the credentials. Tiles
-// of blank nodes only are not stored: their hashes, which depend only on
-// the leaf indexes, are computed on load.
+// reference; so a tile stays under 17 KiB whatever the credentials. The
+// hashes of nodes strictly inside a blank subtree (every node below its
+// root blank) are not needed to load or change the tree (ratchettree
+// hashes them when a change below makes them needed), so tiles holding
+// only such nodes are not stored: a tree of 50,000 leaves in 65,536 keeps
+// no tile for its blank end, and the hash of the blank subtree's root.
 //
 // Layout 1 (groups created before layout 2) stores the tree in chunks of
 // consecutive nodes, tree/<chunk size>/<k>; such groups keep that layout
@@ -163,18 +166,33 @@ func (g *Group) logTreeChanges() {
 	for _, n := range g.tree.Changed() {
 		changed[uint32(n)] = true
 	}
+	// The tiles to write: those of the changed nodes and their ancestors,
+	// whose hashes changed, and those of the ancestors' blank siblings,
+	// whose hashes became needed or not needed (logTile).
 	tiles := map[uint32]bool{}
 	seen := map[uint32]bool{}
 	root := uint32(g.tree.LeafCount()) - 1
+	oldRoot := (g.storedWidth+1)/2 - 1
 	for x := range changed {
 		tiles[tileRoot(x)] = true
 		if x >= w {
-			g.unlogExternal(x) // truncated away
+			// Truncated away (§7.7), with its tiles up to the old root.
+			g.unlogExternal(x)
+			for y := x; level(y) < level(oldRoot); {
+				p := parentOf(y)
+				tiles[tileRoot(2*p-y)] = true
+				tiles[tileRoot(p)] = true
+				y = p
+			}
 			continue
 		}
 		for x != root && !seen[x] {
 			seen[x] = true
-			x = parentOf(x)
+			p := parentOf(x)
+			if sib := 2*p - x; g.tree.SubtreeBlank(treemath.NodeIndex(sib)) {
+				tiles[tileRoot(sib)] = true
+			}
+			x = p
 			tiles[tileRoot(x)] = true
 		}
 	}
@@ -188,15 +206,17 @@ func (g *Group) logTreeChanges() {
 	g.tree.ResetChanged()
 }
 
-// logTile logs tile r as the tree holds it now, or deletes it if it holds
-// blank nodes only. External nodes are written when changed(x) says so,
-// or when they were inline before.
+// logTile logs tile r as the tree holds it now, or deletes it if none of
+// its nodes' hashes is needed (every node strictly inside a blank
+// subtree). External nodes are written when changed(x) says so, or when
+// they were inline before.
 func (g *Group) logTile(r uint32, changed func(x uint32) bool) {
 	w := uint64(g.tree.Width())
+	root := uint32(g.tree.LeafCount()) - 1
 	nh := g.suite.HashLen()
 	hashes := make([]byte, 0, tileNodes*nh)
 	nodes := codec.NewWriter(256)
-	filled := false
+	needed := false
 	for k := range tileNodes {
 		xx := tileNode(r, k)
 		if xx >= w {
@@ -204,13 +224,13 @@ func (g *Group) logTile(r uint32, changed func(x uint32) bool) {
 		}
 		x := uint32(xx)
 		n := treemath.NodeIndex(x)
+		needed = needed || x == root || !g.tree.SubtreeBlank(treemath.NodeIndex(parentOf(x)))
 		hashes = append(hashes, g.tree.NodeHash(n)...)
 		if g.tree.IsBlank(n) {
 			nodes.Uint8(tileBlank)
 			g.unlogExternal(x)
 			continue
 		}
-		filled = true
 		enc := g.nodeEncoding(x)
 		if len(enc) > tileInline {
 			nodes.Uint8(tileExternal)
@@ -232,7 +252,7 @@ func (g *Group) logTile(r uint32, changed func(x uint32) bool) {
 			nodes.Raw(enc)
 		}
 	}
-	if !filled {
+	if !needed {
 		g.log.del(GroupScope, Public, tileName(r))
 		return
 	}

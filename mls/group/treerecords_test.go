@@ -42,9 +42,16 @@ func (st recordStore) mustMatch(t *testing.T, g *group.Group, when string) {
 	t.Helper()
 	recs := g.Records()
 	if len(recs) != len(st) {
+		have := map[group.RecordKey]bool{}
 		for _, r := range recs {
+			have[r.Key()] = true
 			if _, ok := st[r.Key()]; !ok {
 				t.Errorf("%s: %s missing from the store", when, r.Name)
+			}
+		}
+		for k := range st {
+			if !have[k] {
+				t.Errorf("%s: %s stored, not in the state", when, k.Name)
 			}
 		}
 		t.Fatalf("%s: %d records stored, the state has %d", when, len(st), len(recs))

@@ -99,9 +99,12 @@ func (t *Tree) cached(x uint32) []byte {
 // t.mu is held.
 func (t *Tree) rehash(x uint32) { t.rehashWith(&t.h, x) }
 
-// rehashWith is rehash with the hasher h. Dirtiness is closed under
-// parent, so a clean node has a clean subtree and the walk visits only
-// dirty nodes.
+// rehashWith is rehash with the hasher h. A clean node's cached hash is
+// current, so the walk visits only dirty nodes. Staleness is closed under
+// parent (markDirty marks every ancestor of a change); a node whose hash
+// is merely unknown (a tree rebuilt by FromStored) may lie below a clean
+// node, but only inside a blank subtree (every node below it blank),
+// whose hashes nothing reads without rehashing them first.
 func (t *Tree) rehashWith(h *hasher, x uint32) {
 	if !t.dirty.get(x) {
 		return
@@ -121,7 +124,9 @@ func (t *Tree) rehashWith(h *hasher, x uint32) {
 // spreads the work over the cores (a freshly decoded tree, an extension).
 const parallelRehashNodes = 8192
 
-// rehashAll brings every cached hash up to date; t.mu is held. Many dirty
+// rehashAll brings every cached hash up to date, but those of unknown
+// hash inside a blank subtree under a clean node (rehashWith); t.mu is
+// held. Many dirty
 // nodes are hashed in parallel: the subtrees at a level of at least 6 own
 // disjoint ranges of the hash cache and whole words of the dirty bitset,
 // so goroutines can clean them independently before the top is hashed.
@@ -148,13 +153,17 @@ func (t *Tree) rehashAll() {
 }
 
 // markDirty marks x and its ancestors stale, recording for an open
-// checkpoint the hash of each node that was current.
+// checkpoint the hash of each node that was current. It walks to the root
+// even past dirty nodes: a node of unknown hash may have clean ancestors
+// (see rehashWith).
 func (t *Tree) markDirty(x uint32) {
 	root := rootOf(t.n)
-	for !t.dirty.get(x) {
-		t.undo.recordHash(t, x)
-		t.dirty.set(x)
-		t.dirtyHint++
+	for {
+		if !t.dirty.get(x) {
+			t.undo.recordHash(t, x)
+			t.dirty.set(x)
+			t.dirtyHint++
+		}
 		if x == root {
 			return
 		}

@@ -47,6 +47,12 @@ func (t *Tree) appendResolution(dst []treemath.NodeIndex, x uint32) []treemath.N
 // of the subtree).
 func (t *Tree) resolutionEmpty(x uint32) bool { return !t.filled.any(span(x)) }
 
+// SubtreeBlank reports whether node n and every node below it are blank
+// (its resolution is empty); a node beyond the tree counts as blank.
+func (t *Tree) SubtreeBlank(n treemath.NodeIndex) bool {
+	return uint32(n) >= width(t.n) || t.resolutionEmpty(uint32(n))
+}
+
 // filteredPath appends to path the filtered direct path of leaf l (§4.1.2)
 // and to copath the copath child of each of its nodes.
 func (t *Tree) filteredPath(l uint32, path, copath []uint32) ([]uint32, []uint32) {

@@ -24,8 +24,10 @@ type StoredTree struct {
 	// node x with Known(x); other bytes are ignored.
 	Hashes []byte
 	// Known reports whether Hashes holds node x's hash. Nodes whose hash is
-	// unknown, and their ancestors, are rehashed when a hash is next asked
-	// for; nil means none is known.
+	// unknown are hashed when a hash that depends on them is next asked for,
+	// and so are their ancestors, but for those in a blank subtree under a
+	// known node, which are hashed only if asked for. So a store can leave
+	// out blank subtrees whose root's hash it keeps. Nil means none is known.
 	Known func(x uint32) bool
 }
 
@@ -75,13 +77,14 @@ func FromStored(suite *ciphersuite.Suite, st *StoredTree) (*Tree, error) {
 	if len(st.Hashes) < int(w)*t.nh {
 		return nil, invalidf(nil, "stored hashes of %d bytes for %d nodes", len(st.Hashes), w)
 	}
-	// A node is clean when its hash is known and its children are clean:
-	// dirtiness must stay closed under parent (rehashWith stops at a clean
-	// node). Levels are visited bottom up, so children are decided first.
+	// A node is clean when its hash is known and, unless its subtree is
+	// blank, its children are clean: rehashWith stops at a clean node, and
+	// only inside a blank subtree may it leave an unknown hash behind.
+	// Levels are visited bottom up, so children are decided first.
 	clean := 0
 	for lv := uint(0); (uint32(1)<<lv)-1 < w; lv++ {
 		for x := uint32(1)<<lv - 1; x < w; x += uint32(1) << (lv + 1) {
-			if !st.Known(x) || (lv > 0 && (t.dirty.get(left(x)) || t.dirty.get(right(x)))) {
+			if !st.Known(x) || (lv > 0 && (t.dirty.get(left(x)) || t.dirty.get(right(x))) && !t.resolutionEmpty(x)) {
 				continue
 			}
 			copy(t.cached(x), st.Hashes[int(x)*t.nh:int(x+1)*t.nh])
