@@ -89,10 +89,7 @@ type msgEpoch struct {
 	senderData secret.Secret
 	tree       *msgTree
 	ctx        *wire.GroupContext // past epochs only
-	sigKeys    [][]byte           // past epochs only; nil for a blank leaf
-	// fullMembers: sigKeys are stored as a whole list (layout 1), not
-	// as a delta (pastrecords.go).
-	fullMembers bool
+	members    *pastMembers       // past epochs only
 }
 
 type resumptionPSK struct {
@@ -245,22 +242,17 @@ func (g *Group) currentPrivateEpoch() *privateEpoch {
 	}
 }
 
-// pastPrivateEpoch describes a retained past epoch for unprotecting.
-func (g *Group) pastPrivateEpoch(m *msgEpoch) *privateEpoch {
+// pastPrivateEpoch describes the retained past epoch g.past[i] for
+// unprotecting.
+func (g *Group) pastPrivateEpoch(i int) *privateEpoch {
+	m := g.past[i]
 	return &privateEpoch{
-		suite:   g.suite,
-		ctx:     m.ctx,
-		secrets: &senderDataSecrets{suite: g.suite, senderData: m.senderData},
-		tree:    m.tree,
-		isMember: func(l uint32) bool {
-			return uint64(l) < uint64(len(m.sigKeys)) && m.sigKeys[l] != nil
-		},
-		sigKey: func(l uint32) []byte {
-			if uint64(l) < uint64(len(m.sigKeys)) {
-				return m.sigKeys[l]
-			}
-			return nil
-		},
+		suite:    g.suite,
+		ctx:      m.ctx,
+		secrets:  &senderDataSecrets{suite: g.suite, senderData: m.senderData},
+		tree:     m.tree,
+		isMember: func(l uint32) bool { return g.pastSigKey(i, l) != nil },
+		sigKey:   func(l uint32) []byte { return g.pastSigKey(i, l) },
 	}
 }
 

@@ -2,80 +2,103 @@ package group
 
 import (
 	"bytes"
+	"cmp"
 	"fmt"
 	"math"
 	"slices"
 	"strconv"
 
+	"github.com/mlsengine/mlsengine/mls/ratchettree"
 	"github.com/mlsengine/mlsengine/mls/treemath"
 )
 
 // The members of retained past epochs: the signature keys that verify
 // their late messages (§6.1).
 //
-// Layout 2 stores each past epoch's keys as a delta against the epoch
-// after it (the next retained epoch, or the tree of the current one):
-// past/<e>/delta/<k>, the leaves whose signature key differed, pastChunk
-// of them a record, with the epoch's leaf count. An epoch change writes
-// what its commit changed, not the member list. Layout 1 wrote the whole
-// list, past/<e>/members/<k>; such epochs load as they are, and Records
-// keeps writing them so until they age out.
+// Layout 2 keeps each past epoch's keys, in memory as in storage, as a
+// delta against the epoch after it (the next retained epoch, or the tree
+// of the current one): past/<e>/delta/<k>, the leaves whose signature key
+// differed, pastChunk of them a record, with the epoch's leaf count. An
+// epoch change costs what its commit changed, not the member list, and a
+// load reads the deltas as they are. Layout 1 wrote the whole list,
+// past/<e>/members/<k>; such epochs load as they are, and Records keeps
+// writing them so until they age out.
 
 // pastDeltaVersion is the envelope version of past/<e>/delta/<k>.
 const pastDeltaVersion = 1
 
-// treeSigKeys returns the signature key of leaf l of the group's tree, nil
-// beyond it.
-func (g *Group) treeSigKey(l int) []byte {
+// pastMembers are the members of a retained past epoch, as they are
+// stored: the leaves whose signature key differs in the epoch after it,
+// so that retiring an epoch costs what its commit changed, and a lookup
+// walks the newer epochs' deltas down to the tree.
+type pastMembers struct {
+	leaves int               // the epoch's leaf count
+	delta  map[uint32][]byte // leaf -> key (nil: blank) where the next epoch differs
+	full   [][]byte          // layout 1: every leaf's key, instead of delta
+}
+
+// pastSigKey returns the signature key of leaf l in the retained past
+// epoch g.past[i], nil if blank or beyond its tree.
+func (g *Group) pastSigKey(i int, l uint32) []byte {
+	for _, m := range g.past[i:] {
+		pm := m.members
+		switch {
+		case uint64(l) >= uint64(pm.leaves):
+			// Epoch i had the same key for l as this one, which has no
+			// leaf l.
+			return nil
+		case pm.full != nil:
+			return pm.full[l]
+		}
+		if k, ok := pm.delta[l]; ok {
+			return k
+		}
+	}
+	return g.treeSigKey(l)
+}
+
+// treeSigKey returns the signature key of leaf l of the group's tree, nil
+// if blank or beyond it.
+func (g *Group) treeSigKey(l uint32) []byte {
 	if uint64(l) >= uint64(g.tree.LeafCount()) {
 		return nil
 	}
 	return g.tree.SignatureKey(treemath.LeafIndex(l))
 }
 
-// logPast logs the public records of a retained past epoch m: its context,
-// and its members, as a delta against next (the keys of the epoch after
-// it; nil: the group's tree), or as the whole list for an epoch stored so.
-func (g *Group) logPast(m *msgEpoch, next [][]byte) {
+// retiredMembers are the members of the epoch the tree held at ck, taken
+// after the tree moved to the next epoch: the prior keys of the leaves it
+// changed, where they differ, and its leaf count then.
+func (g *Group) retiredMembers(ck ratchettree.Checkpoint, leaves int) *pastMembers {
+	pm := &pastMembers{leaves: leaves, delta: map[uint32][]byte{}}
+	for l, k := range g.tree.PriorSignatureKeys(ck) {
+		if int(l) < leaves && !bytes.Equal(k, g.treeSigKey(l)) {
+			pm.delta[l] = k
+		}
+	}
+	return pm
+}
+
+// logPast logs the public records of a retained past epoch m: its context
+// and its members.
+func (g *Group) logPast(m *msgEpoch) {
 	g.log.own(GroupScope, Public, pastName(m.epoch, "context"), m.ctx.Bytes())
-	if m.fullMembers {
-		for k := 0; k*pastChunk < len(m.sigKeys); k++ {
-			keys := m.sigKeys[k*pastChunk : min((k+1)*pastChunk, len(m.sigKeys))]
+	pm := m.members
+	if pm.full != nil {
+		for k := 0; k*pastChunk < len(pm.full); k++ {
+			keys := pm.full[k*pastChunk : min((k+1)*pastChunk, len(pm.full))]
 			g.log.own(GroupScope, Public, pastName(m.epoch, "members/"+strconv.Itoa(k)), pastMembersValue(keys))
 		}
 		return
 	}
-	nextKey := g.treeSigKey
-	if next != nil {
-		nextKey = func(l int) []byte {
-			if l < len(next) {
-				return next[l]
-			}
-			return nil
-		}
+	delta := make([]pastDelta, 0, len(pm.delta))
+	for l, k := range pm.delta {
+		delta = append(delta, pastDelta{leaf: l, key: k})
 	}
-	// Leaves beyond the epoch's count are cut off when the delta is
-	// applied, so only those below it are compared.
-	var delta []pastDelta
-	for l, k := range m.sigKeys {
-		if nk := nextKey(l); (k == nil) != (nk == nil) || !bytes.Equal(k, nk) {
-			delta = append(delta, pastDelta{leaf: uint32(l), key: k})
-		}
-	}
+	slices.SortFunc(delta, func(a, b pastDelta) int { return cmp.Compare(a.leaf, b.leaf) })
 	for k := 0; k == 0 || k*pastChunk < len(delta); k++ {
 		part := delta[min(k*pastChunk, len(delta)):min((k+1)*pastChunk, len(delta))]
-		g.log.own(GroupScope, Public, pastName(m.epoch, "delta/"+strconv.Itoa(k)), pastDeltaValue(len(m.sigKeys), part))
-	}
-}
-
-// logPastEpochs logs every retained past epoch, each against the next.
-func (g *Group) logPastEpochs() {
-	for i, m := range g.past {
-		var next [][]byte
-		if i+1 < len(g.past) {
-			next = g.past[i+1].sigKeys
-		}
-		g.logPast(m, next)
+		g.log.own(GroupScope, Public, pastName(m.epoch, "delta/"+strconv.Itoa(k)), pastDeltaValue(pm.leaves, part))
 	}
 }
 
@@ -168,81 +191,51 @@ func (g *Group) unlogPast(m *msgEpoch) {
 	g.log.delPrefix(GroupScope, Public, pastName(m.epoch, ""))
 }
 
-// restorePastMembers returns the members of the past epochs (ascending),
-// newest first so that each delta applies to the epoch after it; the
-// tree must be restored.
-func (rs *restorer) restorePastMembers(g *Group, epochs []uint64) (map[uint64]*msgEpoch, error) {
-	out := make(map[uint64]*msgEpoch, len(epochs))
-	var next [][]byte
-	for i := len(epochs) - 1; i >= 0; i-- {
-		e := epochs[i]
-		m := &msgEpoch{epoch: e}
-		if _, ok := rs.pub[pastName(e, "members/0")]; ok {
-			m.fullMembers = true
-			for k := 0; ; k++ {
-				name := pastName(e, "members/"+strconv.Itoa(k))
-				v, ok := rs.pub[name]
-				if !ok {
-					break
-				}
-				keys, err := openPastMembers(v)
-				if err == nil && len(m.sigKeys) != k*pastChunk {
-					err = fmt.Errorf("follows a chunk of fewer than %d leaves", pastChunk)
-				}
-				if err != nil {
-					return nil, corrupt(name, err)
-				}
-				m.sigKeys = append(m.sigKeys, keys...)
+// restorePastMembers reads the members of past epoch e.
+func (rs *restorer) restorePastMembers(e uint64) (*pastMembers, error) {
+	pm := &pastMembers{}
+	if _, ok := rs.pub[pastName(e, "members/0")]; ok {
+		for k := 0; ; k++ {
+			name := pastName(e, "members/"+strconv.Itoa(k))
+			v, ok := rs.pub[name]
+			if !ok {
+				break
 			}
-		} else {
-			if next == nil {
-				next = make([][]byte, g.tree.LeafCount())
-				for l := range next {
-					next[l] = g.treeSigKey(l)
-				}
+			keys, err := openPastMembers(v)
+			if err == nil && len(pm.full) != k*pastChunk {
+				err = fmt.Errorf("follows a chunk of fewer than %d leaves", pastChunk)
 			}
-			leaves := -1
-			var delta []pastDelta
-			for k := 0; ; k++ {
-				name := pastName(e, "delta/"+strconv.Itoa(k))
-				v, ok := rs.pub[name]
-				if !ok {
-					if k == 0 {
-						return nil, fmt.Errorf("%w: missing record %q", ErrCorruptState, name)
-					}
-					break
-				}
-				n, part, err := openPastDelta(v)
-				if err == nil && k > 0 && (n != leaves || len(delta) != k*pastChunk || (len(part) > 0 && part[0].leaf <= delta[len(delta)-1].leaf)) {
-					err = fmt.Errorf("does not continue part %d", k-1)
-				}
-				if err != nil {
-					return nil, corrupt(name, err)
-				}
-				leaves = n
-				delta = append(delta, part...)
+			if err != nil {
+				return nil, corrupt(name, err)
 			}
-			// The leaf count sizes a slice: a tree is truncated when its
-			// right half is blank (§7.7), so its last member, which is in
-			// the next epoch or in the delta, is in its right half.
-			last := len(next)
-			if len(delta) > 0 {
-				last = max(last, int(delta[len(delta)-1].leaf)+1)
-			}
-			if leaves > 2*last {
-				return nil, corrupt(pastName(e, "delta/0"), fmt.Errorf("%d leaves after an epoch of %d", leaves, len(next)))
-			}
-			m.sigKeys = make([][]byte, leaves)
-			copy(m.sigKeys, next)
-			for _, d := range delta {
-				m.sigKeys[d.leaf] = d.key
-			}
+			pm.full = append(pm.full, keys...)
 		}
-		if !slices.ContainsFunc(m.sigKeys, func(k []byte) bool { return k != nil }) && len(m.sigKeys) > 0 {
-			return nil, corrupt(pastName(e, "members"), fmt.Errorf("no member"))
-		}
-		out[e] = m
-		next = m.sigKeys
+		pm.leaves = len(pm.full)
+		return pm, nil
 	}
-	return out, nil
+	pm.delta = map[uint32][]byte{}
+	for k := 0; ; k++ {
+		name := pastName(e, "delta/"+strconv.Itoa(k))
+		v, ok := rs.pub[name]
+		if !ok {
+			if k == 0 {
+				return nil, fmt.Errorf("%w: missing record %q", ErrCorruptState, name)
+			}
+			return pm, nil
+		}
+		n, part, err := openPastDelta(v)
+		if err == nil && k > 0 && (n != pm.leaves || len(pm.delta) != k*pastChunk || (len(part) > 0 && pm.delta[part[0].leaf] != nil)) {
+			err = fmt.Errorf("does not continue part %d", k-1)
+		}
+		if err != nil {
+			return nil, corrupt(name, err)
+		}
+		pm.leaves = n
+		for _, d := range part {
+			if _, dup := pm.delta[d.leaf]; dup {
+				return nil, corrupt(name, fmt.Errorf("leaf %d twice", d.leaf))
+			}
+			pm.delta[d.leaf] = d.key
+		}
+	}
 }

@@ -102,11 +102,11 @@ func (g *Group) processPrivate(pm *wire.PrivateMessage) (*ReceivedMessage, error
 		if pm.ContentType != wire.ContentTypeApplication {
 			return nil, fmt.Errorf("%w: %v of epoch %d, group is in %d", ErrWrongEpoch, pm.ContentType, pm.Epoch, g.ctx.Epoch)
 		}
-		for _, m := range g.past {
+		for i, m := range g.past {
 			if m.epoch != pm.Epoch {
 				continue
 			}
-			ac, tk, err := unprotectPrivate(g.pastPrivateEpoch(m), pm)
+			ac, tk, err := unprotectPrivate(g.pastPrivateEpoch(i), pm)
 			if err != nil {
 				return nil, err
 			}

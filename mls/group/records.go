@@ -159,8 +159,10 @@ func (g *Group) Records() []Record {
 		for _, r := range m.tree.records() {
 			g.log.own(r.Scope, r.Class, r.Name, r.Value)
 		}
+		if m.ctx != nil {
+			g.logPast(m)
+		}
 	}
-	g.logPastEpochs()
 	for _, r := range g.resumption {
 		g.logResumption(r.epoch, r.psk)
 	}
@@ -789,16 +791,6 @@ func (rs *restorer) restoreMessages(g *Group) error {
 		sorted = append(sorted, e)
 	}
 	slices.Sort(sorted)
-	var pastEpochs []uint64
-	for _, e := range sorted {
-		if e != g.ctx.Epoch || g.status == StatusRemoved {
-			pastEpochs = append(pastEpochs, e)
-		}
-	}
-	pastMembers, err := rs.restorePastMembers(g, pastEpochs)
-	if err != nil {
-		return err
-	}
 	for _, e := range sorted {
 		sd, err := openSecretEnvelope(rs.key[epochName(e, "sender-data")], valueVersion, g.suite.HashLen())
 		if err != nil {
@@ -814,9 +806,10 @@ func (rs *restorer) restoreMessages(g *Group) error {
 			if m.ctx, err = wire.Unmarshal[wire.GroupContext](v); err != nil {
 				return corrupt(pastName(e, "context"), err)
 			}
-			pm := pastMembers[e]
-			m.sigKeys, m.fullMembers = pm.sigKeys, pm.fullMembers
-			leaves = treemath.LeafCount(len(m.sigKeys))
+			if m.members, err = rs.restorePastMembers(e); err != nil {
+				return err
+			}
+			leaves = treemath.LeafCount(m.members.leaves)
 		}
 		m.tree, err = restoreMsgTree(g.suite, e, leaves, g.cfg.tolerance(), g.cfg.maxForward(), rs.keyRecords, g.log)
 		if err != nil {

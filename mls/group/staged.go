@@ -178,16 +178,10 @@ func (g *Group) advance(sc *StagedCommit) error {
 		return ErrStaleCommit
 	}
 	// The tree of the new epoch: the staged changes replayed on the
-	// group's tree. The old tree's signature keys are kept first for late
+	// group's tree. What they changed of the members is kept, for late
 	// messages of the old epoch.
-	var sigKeys [][]byte
-	if g.cur != nil && g.cfg.MaxPastEpochs > 0 {
-		sigKeys = make([][]byte, g.tree.LeafCount())
-		for l := range sigKeys {
-			sigKeys[l] = g.tree.SignatureKey(treemath.LeafIndex(l))
-		}
-	}
-	if err := g.replay(sc); err != nil {
+	members, err := g.replay(sc)
+	if err != nil {
 		return err
 	}
 	sc.done = true
@@ -203,7 +197,7 @@ func (g *Group) advance(sc *StagedCommit) error {
 
 	// Message secrets of the old epoch: retained for late messages, or
 	// deleted (§15.3).
-	g.retireCurrent(sigKeys)
+	g.retireCurrent(members)
 
 	// Epoch secrets of the old epoch (§9.2).
 	if g.secrets != nil {
@@ -245,8 +239,10 @@ func (g *Group) advance(sc *StagedCommit) error {
 // §7.5): staging changed the tree under a checkpoint and rolled it back,
 // so that the group was unchanged until the merge. Replaying costs
 // O(log N) per proposal; it fails only on an internal error, and then
-// changes nothing.
-func (g *Group) replay(sc *StagedCommit) error {
+// changes nothing. It returns the members of the tree's old epoch, as a
+// delta against the new one.
+func (g *Group) replay(sc *StagedCommit) (*pastMembers, error) {
+	leaves := int(g.tree.LeafCount())
 	ck := g.tree.Checkpoint()
 	scratch := *sc.res
 	err := g.applyToTree(g.tree, sc.entries, sc.sender, &scratch)
@@ -261,10 +257,11 @@ func (g *Group) replay(sc *StagedCommit) error {
 	}
 	if err != nil {
 		g.tree.Rollback(ck)
-		return fmt.Errorf("group: internal error: replaying a staged commit: %w", err)
+		return nil, fmt.Errorf("group: internal error: replaying a staged commit: %w", err)
 	}
+	members := g.retiredMembers(ck, leaves)
 	g.tree.Release(ck)
-	return nil
+	return members, nil
 }
 
 // startMessages installs the message secrets of the current epoch: its
@@ -280,18 +277,19 @@ func (g *Group) startMessages(senderData, encryption secret.Secret) error {
 	return nil
 }
 
-// retireCurrent moves the current epoch's message secrets to the past
-// epochs, or deletes them, and deletes past epochs beyond MaxPastEpochs.
-func (g *Group) retireCurrent(sigKeys [][]byte) {
+// retireCurrent moves the current epoch's message secrets and members to
+// the past epochs, or deletes them, and deletes past epochs beyond
+// MaxPastEpochs.
+func (g *Group) retireCurrent(members *pastMembers) {
 	m := g.cur
 	g.cur = nil
 	if m != nil {
 		if g.cfg.MaxPastEpochs > 0 {
 			ctx := cloneContext(&g.ctx)
 			m.ctx = &ctx
-			m.sigKeys = sigKeys
+			m.members = members
 			g.past = append(g.past, m)
-			g.logPast(m, nil)
+			g.logPast(m)
 		} else {
 			g.dropMessages(m)
 		}

@@ -298,3 +298,26 @@ func (t *Tree) ResetChanged() {
 	t.changed.truncate(0)
 	t.changed.gen++
 }
+
+// PriorSignatureKeys returns, for every leaf changed since c was taken,
+// the signature key it held then (nil if it was blank), so that a storage
+// layer can keep the members of the epoch c began in as a delta against
+// the tree's current ones. c must be open. The keys are slices of the
+// leaves' encodings, which are never modified.
+func (t *Tree) PriorSignatureKeys(c Checkpoint) map[uint32][]byte {
+	out := map[uint32][]byte{}
+	for _, e := range t.undo.entries[c.entries:] {
+		if e.kind != undoLeaf {
+			continue
+		}
+		if _, seen := out[e.idx]; seen {
+			continue // the first change holds the value at c
+		}
+		var k []byte
+		if e.leaf != nil {
+			_, k = leafKeys(e.leaf)
+		}
+		out[e.idx] = k
+	}
+	return out
+}
