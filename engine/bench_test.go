@@ -676,3 +676,64 @@ func BenchmarkLoadGroup(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkColdDecrypt is what a worker pays to decrypt one application
+// message of a group it does not hold in memory: LoadGroup of bob's
+// group, then Process of a 1 KiB message from alice (which stores the
+// consumed generation). The messages are protected outside the
+// measurement, in a copy of alice's group, a batch at a time; bob's store
+// keeps the decryptions, as a worker's would.
+func BenchmarkColdDecrypt(b *testing.B) {
+	ctx := context.Background()
+	for _, n := range benchSizes {
+		if testing.Short() && n > 1000 {
+			continue
+		}
+		b.Run(fmt.Sprintf("N=%d", n), func(b *testing.B) {
+			s := getBenchSetup(b, n)
+			store := memory.New()
+			if err := s.bob.g.CopyTo(ctx, store); err != nil {
+				b.Fatal(err)
+			}
+			bob, err := engine.LoadGroup(ctx, store, s.bob.g.GroupID(), s.bob.cfg)
+			if err != nil {
+				b.Fatal(err)
+			}
+			sender := benchPure(b, s.alice)
+			data := make([]byte, 1024)
+			first, err := sender.Protect(data, nil)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if _, err := bob.Process(ctx, first); err != nil {
+				b.Fatal(err)
+			}
+			var msgs []*wire.MLSMessage
+			b.ReportAllocs()
+			for b.Loop() {
+				if len(msgs) == 0 {
+					b.StopTimer()
+					for range 256 {
+						m, err := sender.Protect(data, nil)
+						if err != nil {
+							b.Fatal(err)
+						}
+						msgs = append(msgs, m)
+					}
+					ch := sender.TakeChanges()
+					ch.Clear()
+					b.StartTimer()
+				}
+				g, err := engine.LoadGroup(ctx, store, s.bob.g.GroupID(), s.bob.cfg)
+				if err != nil {
+					b.Fatal(err)
+				}
+				rm, err := g.Process(ctx, msgs[0])
+				if err != nil || len(rm.ApplicationData) != len(data) {
+					b.Fatalf("decrypting: %v", err)
+				}
+				msgs = msgs[1:]
+			}
+		})
+	}
+}

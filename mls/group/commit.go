@@ -136,7 +136,11 @@ func (g *Group) commit(opts *CommitOptions, vo validateOptions) (*CommitResult, 
 			}
 		}
 	} else {
-		if sc.priv, err = keepValidKeys(g.priv, tree, nil); err != nil {
+		priv, err := g.privState()
+		if err != nil {
+			return nil, err
+		}
+		if sc.priv, err = keepValidKeys(priv, tree, nil); err != nil {
 			return nil, err
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"math"
 
 	"github.com/mlsengine/mlsengine/mls/secret"
@@ -147,6 +148,7 @@ func (e *envEncoder) bin(b []byte) {
 // envDecoder reads one envelope. The first error sticks: later reads
 // return zero values, and finish reports it.
 type envDecoder struct {
+	in  []byte
 	r   bytes.Reader
 	d   *msgpack.Decoder
 	err error
@@ -162,7 +164,7 @@ var (
 // msgpack decoder reads it directly, without a buffer of its own, and
 // r.Len() is the input it has not consumed.
 func newEnvDecoder(b []byte) *envDecoder {
-	d := &envDecoder{d: msgpack.GetDecoder()}
+	d := &envDecoder{d: msgpack.GetDecoder(), in: b}
 	d.r.Reset(b)
 	d.d.Reset(&d.r)
 	return d
@@ -185,6 +187,7 @@ func (d *envDecoder) finish() error {
 		d.d = nil
 	}
 	d.r.Reset(nil)
+	d.in = nil
 	return d.err
 }
 
@@ -355,6 +358,22 @@ func (d *envDecoder) bin(limit int) []byte {
 		return nil
 	}
 	return b
+}
+
+// binView is bin without the copy: a slice of the input, which the caller
+// then keeps alive and must not modify. It is for public records whose
+// bytes are kept as they are (tree tiles).
+func (d *envDecoder) binView(limit int) []byte {
+	n := d.binLen(limit)
+	if d.err != nil {
+		return nil
+	}
+	off := len(d.in) - d.r.Len()
+	if _, err := d.r.Seek(int64(n), io.SeekCurrent); err != nil {
+		d.fail("%v", err)
+		return nil
+	}
+	return d.in[off : off+n : off+n]
 }
 
 // secret reads a bin of exactly n bytes (n < 0: any length) as a secret

@@ -66,6 +66,7 @@ type Group struct {
 
 	// Key material.
 	priv       *treekem.PrivateState // HPKE keys of the own leaf and direct path
+	stored     *storedPriv           // priv as restored, until privState decodes it
 	secrets    *epochSecrets         // nil once removed or ended
 	cur        *msgEpoch             // message secrets of the current epoch
 	past       []*msgEpoch           // retained past epochs, oldest first

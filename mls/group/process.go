@@ -367,7 +367,11 @@ func (cp *commitProcessor) checkPath() error {
 func (cp *commitProcessor) processPath() error {
 	g := cp.g
 	res := cp.res
-	var ownLeafKey = g.priv.LeafKey()
+	own, err := g.privState()
+	if err != nil {
+		return err
+	}
+	var ownLeafKey = own.LeafKey()
 	if res.ownUpdateRef != nil {
 		k := g.updates[refName(res.ownUpdateRef)]
 		if k == nil {
@@ -376,7 +380,7 @@ func (cp *commitProcessor) processPath() error {
 		ownLeafKey = k
 	}
 	if !res.removedSelf {
-		priv, err := keepValidKeys(g.priv, cp.tree, ownLeafKey)
+		priv, err := keepValidKeys(own, cp.tree, ownLeafKey)
 		if err != nil {
 			return err
 		}
@@ -403,7 +407,7 @@ func (cp *commitProcessor) processPath() error {
 		}
 	}
 	ln := &path.LeafNode
-	err := ratchettree.ValidateLeafNode(g.suite, ln, cp.leaf, &ratchettree.ValidationOptions{
+	err = ratchettree.ValidateLeafNode(g.suite, ln, cp.leaf, &ratchettree.ValidationOptions{
 		GroupID:                g.ctx.GroupID,
 		GroupContextExtensions: res.exts,
 		ValidateCredential:     g.cfg.ValidateCredential,

@@ -166,9 +166,7 @@ func (g *Group) Records() []Record {
 	for _, r := range g.resumption {
 		g.logResumption(r.epoch, r.psk)
 	}
-	for name, v := range privRecords(g.suite, g.priv) {
-		g.log.own(GroupScope, KeyMaterial, name, v)
-	}
+	g.logPrivRecords()
 	for i, q := range g.queue.list {
 		g.log.own(GroupScope, Public, "proposal/"+refName(q.ref), queuedValue(i, q.ac.Bytes()))
 	}
@@ -508,7 +506,9 @@ func (g *Group) unlogPending(pc *pendingCommit) {
 // storage layer kept by applying every TakeChanges). cfg supplies the
 // fields that are not persisted (Rand, Now, PSKs, ValidateCredential);
 // signer is the member's signing key. The state is checked for
-// consistency (tree hash, private keys against the tree).
+// consistency (tree hash, private keys against the tree). The group keeps
+// the values of the public tree records (its leaves are slices of them):
+// the caller must not modify them afterwards.
 func Restore(cfg *Config, signer *ciphersuite.SigningKey, records []Record) (*Group, error) {
 	if cfg == nil {
 		cfg = &Config{}
@@ -827,45 +827,6 @@ func (rs *restorer) restoreMessages(g *Group) error {
 	return nil
 }
 
-func (rs *restorer) restorePriv(g *Group) error {
-	var leafKey *ciphersuite.HPKEPrivateKey
-	var nodes []treekem.NodeKey
-	leafNode := uint64(2 * uint32(g.own))
-	for name, v := range rs.key {
-		rest, ok := strings.CutPrefix(name, "hpke/")
-		if !ok {
-			continue
-		}
-		ns, _, _ := strings.Cut(rest, "/")
-		n, err := strconv.ParseUint(ns, 10, 32)
-		if err != nil {
-			return corrupt(name, err)
-		}
-		k, err := openPrivateKey(g.suite, v)
-		if err != nil {
-			return corrupt(name, err)
-		}
-		if n == leafNode {
-			leafKey = k
-		} else {
-			nodes = append(nodes, treekem.NodeKey{Node: treemath.NodeIndex(n), Key: k})
-		}
-	}
-	if leafKey == nil {
-		return fmt.Errorf("%w: no leaf private key", ErrCorruptState)
-	}
-	slices.SortFunc(nodes, func(a, b treekem.NodeKey) int { return cmp.Compare(a.Node, b.Node) })
-	ps, err := treekem.NewPrivateState(g.suite, g.own, leafKey, nodes)
-	if err != nil {
-		return corrupt("hpke", err)
-	}
-	if err := ps.Check(g.tree); err != nil {
-		return corrupt("hpke", err)
-	}
-	g.priv = ps
-	return nil
-}
-
 // restorePending rebuilds the own pending commit from its content and
 // secrets, re-running the steps that do not need randomness and checking
 // the confirmation tag.
@@ -932,8 +893,14 @@ func (g *Group) restagePending(ac *wire.AuthenticatedContent, commitSecret secre
 			return err
 		}
 		sc.priv = priv
-	} else if sc.priv, err = keepValidKeys(g.priv, tree, nil); err != nil {
-		return err
+	} else {
+		priv, err := g.privState()
+		if err != nil {
+			return err
+		}
+		if sc.priv, err = keepValidKeys(priv, tree, nil); err != nil {
+			return err
+		}
 	}
 	init, err := g.secrets.nextInit()
 	if err != nil {

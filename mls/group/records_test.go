@@ -318,3 +318,45 @@ func TestRestoreFromChanges(t *testing.T) {
 	}
 	check(b)
 }
+
+// TestRestoreDefersPrivateKeys: the HPKE private keys of a restored group
+// are decoded when a commit first needs them, and checked then against
+// the tree as it was restored: keys swapped between two nodes load, and
+// the first commit fails with ErrCorruptState, changing nothing.
+func TestRestoreDefersPrivateKeys(t *testing.T) {
+	tr := newTrio(t, false)
+	a := tr.alice
+	commitAll(t, a, &group.CommitOptions{ForcePath: true}, tr.bob, tr.carol)
+	recs := a.g.Records()
+	var hpke []int
+	for i, r := range recs {
+		if regexp.MustCompile(`^hpke/`).MatchString(r.Name) {
+			hpke = append(hpke, i)
+		}
+	}
+	if len(hpke) < 2 {
+		t.Fatalf("%d HPKE key records", len(hpke))
+	}
+	recs[hpke[0]].Value, recs[hpke[1]].Value = recs[hpke[1]].Value, recs[hpke[0]].Value
+	g, err := group.Restore(a.cfg, a.id.SigningKey, recs)
+	if err != nil {
+		t.Fatalf("restore: %v", err)
+	}
+	// An Add needs no path, so the commit keeps the member's keys.
+	add := &group.CommitOptions{Proposals: []*wire.Proposal{addProposal(tr.daveKP)}}
+	before := fingerprint(g)
+	if _, err := g.Commit(add); !errors.Is(err, group.ErrCorruptState) {
+		t.Fatalf("commit with swapped keys: %v, want ErrCorruptState", err)
+	}
+	if fingerprint(g) != before || !g.TakeChanges().Empty() {
+		t.Fatal("the failed commit changed the group")
+	}
+	// The intact records commit, and so does the group they restore.
+	g, err = group.Restore(a.cfg, a.id.SigningKey, a.g.Records())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := g.Commit(add); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -324,27 +324,3 @@ func (g *Group) addResumption(epoch uint64, psk secret.Secret) {
 		g.resumption = slices.Delete(g.resumption, 0, 1)
 	}
 }
-
-// setPriv replaces the member's TreeKEM private state and logs the HPKE
-// keys that appeared and died.
-func (g *Group) setPriv(ps *treekem.PrivateState) {
-	old := privRecords(g.suite, g.priv)
-	nw := privRecords(g.suite, ps)
-	for name, v := range old {
-		if _, ok := nw[name]; !ok {
-			g.log.del(GroupScope, KeyMaterial, name)
-		}
-		clear(v)
-	}
-	for name, v := range nw {
-		if _, ok := old[name]; !ok {
-			g.log.own(GroupScope, KeyMaterial, name, v)
-		} else {
-			clear(v)
-		}
-	}
-	if g.priv != nil && g.priv != ps {
-		g.priv.Clear()
-	}
-	g.priv = ps
-}

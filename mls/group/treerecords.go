@@ -295,12 +295,13 @@ func tileValue(hashes, nodes []byte) []byte {
 	})
 }
 
-// openTile decodes a record written by tileValue.
+// openTile decodes a record written by tileValue. The results are slices
+// of v, which the restored tree keeps (its leaves' encodings).
 func openTile(v []byte) (hashes, nodes []byte, err error) {
 	d := newEnvDecoder(v)
 	d.open(tileVersion, 2)
-	hashes = d.bin(-1)
-	nodes = d.bin(-1)
+	hashes = d.binView(-1)
+	nodes = d.binView(-1)
 	return hashes, nodes, d.finish()
 }
 
@@ -310,8 +311,12 @@ func (rs *restorer) restoreTiles(g *Group, leaves uint32) error {
 	// The leaf count comes from a record: bound it by the tiles that hold
 	// its last leaves before sizing anything by it.
 	maxLeafNode := uint64(0)
-	var roots []uint32
-	for name := range rs.pub {
+	type tile struct {
+		r uint32
+		v []byte
+	}
+	var tiles []tile
+	for name, v := range rs.pub {
 		s, ok := strings.CutPrefix(name, "tree/t/")
 		if !ok {
 			continue
@@ -320,7 +325,7 @@ func (rs *restorer) restoreTiles(g *Group, leaves uint32) error {
 		if err != nil || tileRoot(uint32(r)) != uint32(r) || strconv.FormatUint(r, 10) != s {
 			return corrupt(name, fmt.Errorf("not a tile"))
 		}
-		roots = append(roots, uint32(r))
+		tiles = append(tiles, tile{uint32(r), v})
 		if level(uint32(r)) == tileLevels-1 {
 			maxLeafNode = max(maxLeafNode, r+tileNodes/2)
 		}
@@ -340,14 +345,14 @@ func (rs *restorer) restoreTiles(g *Group, leaves uint32) error {
 	}
 	known := make([]uint64, (w+63)/64)
 	st.Known = func(x uint32) bool { return known[x/64]&(1<<(x%64)) != 0 }
-	for _, r := range roots {
-		name := tileName(r)
-		hashes, nodes, err := openTile(rs.pub[name])
+	for _, tl := range tiles {
+		r := tl.r
+		hashes, nodes, err := openTile(tl.v)
 		if err == nil && (len(hashes)%nh != 0 || len(hashes)/nh > tileNodes) {
 			err = fmt.Errorf("%d bytes of hashes", len(hashes))
 		}
 		if err != nil {
-			return corrupt(name, err)
+			return corrupt(tileName(r), err)
 		}
 		rd := codec.NewReader(nodes)
 		for k := range len(hashes) / nh {
@@ -403,7 +408,7 @@ func (rs *restorer) restoreTiles(g *Group, leaves uint32) error {
 			known[x/64] |= 1 << (x % 64)
 		}
 		if err := rd.Finish(); err != nil {
-			return corrupt(name, err)
+			return corrupt(tileName(r), err)
 		}
 	}
 	t, err := ratchettree.FromStored(g.suite, st)

@@ -14,14 +14,16 @@ type StoredTree struct {
 	// LeafCount is the number of leaves, a power of two.
 	LeafCount uint32
 	// Leaves holds LeafCount LeafNode encodings, nil for a blank leaf. They
-	// are checked only for the position of their keys; the tree keeps the
-	// slices.
+	// are checked only for the position of their keys; the tree takes the
+	// slice and keeps the encodings.
 	Leaves [][]byte
 	// Parents holds the parent node 2k+1 at k, nil when blank; LeafCount-1
-	// entries (or LeafCount, the last unused). The tree keeps them.
+	// entries (or LeafCount, the last unused). The tree takes the slice and
+	// keeps the nodes.
 	Parents []*wire.ParentNode
 	// Hashes holds the tree hash of node x at [x*Nh : (x+1)*Nh] for every
-	// node x with Known(x); other bytes are ignored.
+	// node x with Known(x); other bytes are ignored. Its length is
+	// (2*LeafCount-1)*Nh; the tree takes it as its hash cache.
 	Hashes []byte
 	// Known reports whether Hashes holds node x's hash. Nodes whose hash is
 	// unknown are hashed when a hash that depends on them is next asked for,
@@ -47,19 +49,31 @@ func FromStored(suite *ciphersuite.Suite, st *StoredTree) (*Tree, error) {
 	if uint32(len(st.Leaves)) != n || (uint32(len(st.Parents)) != n && uint32(len(st.Parents)) != n-1) {
 		return nil, invalidf(nil, "stored tree of %d leaves with %d leaves and %d parent nodes", n, len(st.Leaves), len(st.Parents))
 	}
-	t := newTree(suite, n)
-	for l, enc := range st.Leaves {
+	w := width(n)
+	hashes := st.Hashes
+	if st.Known == nil {
+		hashes = make([]byte, int(w)*suite.HashLen())
+	} else if len(hashes) != int(w)*suite.HashLen() {
+		return nil, invalidf(nil, "stored hashes of %d bytes for %d nodes", len(st.Hashes), w)
+	}
+	parents := st.Parents
+	if uint32(len(parents)) == n-1 {
+		parents = append(parents, nil)
+	}
+	parents[n-1] = nil // the unused slot
+	t := newTreeFrom(suite, n, st.Leaves, parents, hashes)
+	for l, enc := range t.leaves {
 		if enc == nil {
 			continue
 		}
 		if ek, sk := leafKeys(enc); ek == nil || sk == nil {
 			return nil, invalidf(nil, "stored leaf %d is not a LeafNode", l)
 		}
-		t.putLeaf(uint32(l), enc)
+		t.filled.set(2 * uint32(l))
 	}
-	for k, p := range st.Parents {
-		if p != nil && uint32(k) < n-1 {
-			t.putParent(uint32(2*k+1), p)
+	for k, p := range t.parents {
+		if p != nil {
+			t.filled.set(uint32(2*k + 1))
 		}
 	}
 	if n > 1 && !t.filled.any(n, width(n)-1) {
@@ -73,10 +87,6 @@ func FromStored(suite *ciphersuite.Suite, st *StoredTree) (*Tree, error) {
 	if st.Known == nil {
 		return t, nil
 	}
-	w := width(n)
-	if len(st.Hashes) < int(w)*t.nh {
-		return nil, invalidf(nil, "stored hashes of %d bytes for %d nodes", len(st.Hashes), w)
-	}
 	// A node is clean when its hash is known and, unless its subtree is
 	// blank, its children are clean: rehashWith stops at a clean node, and
 	// only inside a blank subtree may it leave an unknown hash behind.
@@ -87,7 +97,6 @@ func FromStored(suite *ciphersuite.Suite, st *StoredTree) (*Tree, error) {
 			if !st.Known(x) || (lv > 0 && (t.dirty.get(left(x)) || t.dirty.get(right(x))) && !t.resolutionEmpty(x)) {
 				continue
 			}
-			copy(t.cached(x), st.Hashes[int(x)*t.nh:int(x+1)*t.nh])
 			t.dirty.clear(x)
 			clean++
 		}

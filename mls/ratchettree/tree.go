@@ -97,17 +97,25 @@ func checkSuite(suite *ciphersuite.Suite) error {
 // newTree returns an all-blank tree of n leaves whose every hash is dirty.
 func newTree(suite *ciphersuite.Suite, n uint32) *Tree {
 	w := width(n)
+	return newTreeFrom(suite, n, make([][]byte, n), make([]*wire.ParentNode, n), make([]byte, int(w)*suite.HashLen()))
+}
+
+// newTreeFrom is newTree with the given node arrays (n leaves, n parents)
+// and hash cache (width(n) hashes), which must be blank and zero; the
+// tree takes them.
+func newTreeFrom(suite *ciphersuite.Suite, n uint32, leaves [][]byte, parents []*wire.ParentNode, hashes []byte) *Tree {
+	w := width(n)
 	t := &Tree{
 		suite:   suite,
 		nh:      suite.HashLen(),
 		n:       n,
-		leaves:  make([][]byte, n),
-		parents: make([]*wire.ParentNode, n),
+		leaves:  leaves,
+		parents: parents,
+		hashes:  hashes,
 		filled:  newBitset(w),
 		dirty:   newBitset(w),
 	}
 	t.h.nh = t.nh
-	t.hashes = make([]byte, int(w)*t.nh)
 	t.dirty.setRange(0, w-1, true)
 	t.dirtyHint = int(w)
 	return t
