@@ -3,6 +3,7 @@ package group
 import (
 	"crypto/rand"
 	"fmt"
+	"github.com/mlsengine/mlsengine/mls/persist"
 	"io"
 	"math"
 	"slices"
@@ -184,41 +185,41 @@ func (c *Config) handshakeWireFormat() wire.WireFormat {
 // Tolerance and forward distance keep their sign (negative means none);
 // the lifetimes are in nanoseconds.
 func (c *Config) marshal() []byte {
-	return envelope(func(e *envEncoder) {
-		e.array(10)
-		e.uint(configVersion)
-		e.uint(uint64(max(c.MaxPastEpochs, 0)))
-		e.uint(uint64(max(c.NumberOfResumptionPSKs, 0)))
-		e.int(int64(c.OutOfOrderTolerance))
-		e.int(int64(c.MaxForwardDistance))
-		e.uint(uint64(max(c.PaddingBlock, 0)))
-		e.bool(c.EncryptHandshake)
-		e.bool(c.RatchetTreeExtension)
-		e.int(int64(c.KeyPackageLifetime))
-		e.int(int64(c.MaxLeafLifetime))
+	return persist.Envelope(func(e *persist.Encoder) {
+		e.Array(10)
+		e.Uint(configVersion)
+		e.Uint(uint64(max(c.MaxPastEpochs, 0)))
+		e.Uint(uint64(max(c.NumberOfResumptionPSKs, 0)))
+		e.Int(int64(c.OutOfOrderTolerance))
+		e.Int(int64(c.MaxForwardDistance))
+		e.Uint(uint64(max(c.PaddingBlock, 0)))
+		e.Bool(c.EncryptHandshake)
+		e.Bool(c.RatchetTreeExtension)
+		e.Int(int64(c.KeyPackageLifetime))
+		e.Int(int64(c.MaxLeafLifetime))
 	})
 }
 
 // unmarshal decodes the persisted fields into c, leaving the others.
 func (c *Config) unmarshal(b []byte) error {
-	d := newEnvDecoder(b)
-	d.open(configVersion, 9)
+	d := persist.NewDecoder(b)
+	d.Open(configVersion, 9)
 	toInt := func(v int64) int {
 		if int64(int(v)) != v {
-			d.fail("integer %d out of range", v)
+			d.Fail("integer %d out of range", v)
 		}
 		return int(v)
 	}
-	maxPast := int(d.uint(math.MaxInt))
-	psks := int(d.uint(math.MaxInt))
-	tolerance := toInt(d.int())
-	forward := toInt(d.int())
-	padding := int(d.uint(math.MaxInt))
-	encrypt := d.bool()
-	treeExt := d.bool()
-	kpLifetime := time.Duration(d.int())
-	maxLifetime := time.Duration(d.int())
-	if err := d.finish(); err != nil {
+	maxPast := int(d.Uint(math.MaxInt))
+	psks := int(d.Uint(math.MaxInt))
+	tolerance := toInt(d.Int())
+	forward := toInt(d.Int())
+	padding := int(d.Uint(math.MaxInt))
+	encrypt := d.Bool()
+	treeExt := d.Bool()
+	kpLifetime := time.Duration(d.Int())
+	maxLifetime := time.Duration(d.Int())
+	if err := d.Finish(); err != nil {
 		return corrupt("join-config", err)
 	}
 	c.MaxPastEpochs, c.NumberOfResumptionPSKs = maxPast, psks

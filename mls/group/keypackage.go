@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"github.com/mlsengine/mlsengine/mls/persist"
 	"slices"
 
 	"github.com/mlsengine/mlsengine/mls/ciphersuite"
@@ -200,11 +201,11 @@ func (b *KeyPackageBundle) recordName() string { return "key-package/" + hex.Enc
 //	[keyPackageKeysVersion, bin init key, bin encryption key]
 func (b *KeyPackageBundle) Records() []Record {
 	ik, ek := b.InitKey.Bytes(), b.EncryptionKey.Bytes()
-	keys := envelope(func(e *envEncoder) {
-		e.array(3)
-		e.uint(keyPackageKeysVersion)
-		e.bin(ik.Bytes())
-		e.bin(ek.Bytes())
+	keys := persist.Envelope(func(e *persist.Encoder) {
+		e.Array(3)
+		e.Uint(keyPackageKeysVersion)
+		e.Bin(ik.Bytes())
+		e.Bin(ek.Bytes())
 	})
 	ik.Clear()
 	ek.Clear()
@@ -230,12 +231,12 @@ func RestoreKeyPackageBundle(public, keyMaterial []byte, signingKey *ciphersuite
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrCorruptState, err)
 	}
-	d := newEnvDecoder(keyMaterial)
-	d.open(keyPackageKeysVersion, 2)
-	ib, eb := d.secret(-1), d.secret(-1)
+	d := persist.NewDecoder(keyMaterial)
+	d.Open(keyPackageKeysVersion, 2)
+	ib, eb := d.Secret(-1), d.Secret(-1)
 	defer ib.Clear()
 	defer eb.Clear()
-	if err := d.finish(); err != nil {
+	if err := d.Finish(); err != nil {
 		return nil, corrupt("key package keys", err)
 	}
 	ik, err := suite.ParseHPKEPrivateKey(ib.Bytes())

@@ -3,6 +3,7 @@ package group
 import (
 	"cmp"
 	"fmt"
+	"github.com/mlsengine/mlsengine/mls/persist"
 	"math"
 	"math/bits"
 	"slices"
@@ -144,7 +145,7 @@ func (t *msgTree) keyName(l treemath.LeafIndex, rt int, gen uint32) string {
 
 func (t *msgTree) logSecret(name string, s []byte) {
 	if t.log != nil {
-		t.log.own(GroupScope, KeyMaterial, name, valueEnvelope(valueVersion, s))
+		t.log.own(GroupScope, KeyMaterial, name, persist.ValueEnvelope(valueVersion, s))
 	}
 }
 
@@ -155,11 +156,11 @@ func (t *msgTree) logKept(name string, k *keptKey) {
 }
 
 func keptKeyValue(k *keptKey) []byte {
-	return envelope(func(e *envEncoder) {
-		e.array(3)
-		e.uint(keptKeyVersion)
-		e.bin(k.key.Bytes())
-		e.bin(k.nonce.Bytes())
+	return persist.Envelope(func(e *persist.Encoder) {
+		e.Array(3)
+		e.Uint(keptKeyVersion)
+		e.Bin(k.key.Bytes())
+		e.Bin(k.nonce.Bytes())
 	})
 }
 
@@ -531,11 +532,11 @@ func (t *msgTree) records() []Record {
 		out = append(out, Record{Scope: GroupScope, Class: KeyMaterial, Name: name, Value: v})
 	}
 	for x, nd := range t.nodes {
-		add(t.nodeName(x), valueEnvelope(valueVersion, nd.s.Bytes()))
+		add(t.nodeName(x), persist.ValueEnvelope(valueVersion, nd.s.Bytes()))
 	}
 	for l, lf := range t.leaves {
 		for rt, r := range lf.r {
-			add(t.ratchetName(l, rt, r.next), valueEnvelope(valueVersion, r.s.Bytes()))
+			add(t.ratchetName(l, rt, r.next), persist.ValueEnvelope(valueVersion, r.s.Bytes()))
 			for i := range r.kept {
 				add(t.keyName(l, rt, r.kept[i].gen), keptKeyValue(&r.kept[i]))
 			}
@@ -589,7 +590,7 @@ func restoreMsgTree(suite *ciphersuite.Suite, epoch uint64, leaves treemath.Leaf
 				return nil, bad(r.Name, err)
 			}
 			nd := &stNode{}
-			if nd.s, err = openSecretEnvelope(r.Value, valueVersion, nh); err != nil {
+			if nd.s, err = persist.OpenSecret(r.Value, valueVersion, nh); err != nil {
 				return nil, bad(r.Name, err)
 			}
 			if old := t.nodes[treemath.NodeIndex(x)]; old != nil {
@@ -620,7 +621,7 @@ func restoreMsgTree(suite *ciphersuite.Suite, epoch uint64, leaves treemath.Leaf
 				if g == 1<<32 {
 					n = 0
 				}
-				s, err := openSecretEnvelope(r.Value, valueVersion, n)
+				s, err := persist.OpenSecret(r.Value, valueVersion, n)
 				if err != nil {
 					return nil, bad(r.Name, err)
 				}
@@ -662,10 +663,10 @@ func restoreMsgTree(suite *ciphersuite.Suite, epoch uint64, leaves treemath.Leaf
 // openKeptKey decodes a kept key record of a key of nk and a nonce of nn
 // bytes.
 func openKeptKey(v []byte, nk, nn int) (keptKey, error) {
-	d := newEnvDecoder(v)
-	d.open(keptKeyVersion, 2)
-	k := keptKey{key: d.secret(nk), nonce: d.secret(nn)}
-	if err := d.finish(); err != nil {
+	d := persist.NewDecoder(v)
+	d.Open(keptKeyVersion, 2)
+	k := keptKey{key: d.Secret(nk), nonce: d.Secret(nn)}
+	if err := d.Finish(); err != nil {
 		k.key.Clear()
 		k.nonce.Clear()
 		return keptKey{}, err

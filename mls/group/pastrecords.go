@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"cmp"
 	"fmt"
+	"github.com/mlsengine/mlsengine/mls/persist"
 	"math"
 	"slices"
 	"strconv"
@@ -114,17 +115,17 @@ type pastDelta struct {
 //
 // with the leaves in increasing order.
 func pastDeltaValue(leaves int, delta []pastDelta) []byte {
-	return envelope(func(e *envEncoder) {
-		e.array(3)
-		e.uint(pastDeltaVersion)
-		e.uint(uint64(leaves))
-		e.array(2 * len(delta))
+	return persist.Envelope(func(e *persist.Encoder) {
+		e.Array(3)
+		e.Uint(pastDeltaVersion)
+		e.Uint(uint64(leaves))
+		e.Array(2 * len(delta))
 		for _, d := range delta {
-			e.uint(uint64(d.leaf))
+			e.Uint(uint64(d.leaf))
 			if d.key == nil {
-				e.nil()
+				e.Nil()
 			} else {
-				e.bin(d.key)
+				e.Bin(d.key)
 			}
 		}
 	})
@@ -132,24 +133,24 @@ func pastDeltaValue(leaves int, delta []pastDelta) []byte {
 
 // openPastDelta decodes a record written by pastDeltaValue.
 func openPastDelta(v []byte) (leaves int, delta []pastDelta, err error) {
-	d := newEnvDecoder(v)
-	d.open(pastDeltaVersion, 2)
-	leaves = int(d.uint(math.MaxUint32))
-	n := d.array(2 * pastChunk)
+	d := persist.NewDecoder(v)
+	d.Open(pastDeltaVersion, 2)
+	leaves = int(d.Uint(math.MaxUint32))
+	n := d.Array(2 * pastChunk)
 	if n%2 != 0 {
-		d.fail("odd delta array")
+		d.Fail("odd delta array")
 	}
-	for i := 0; i < n/2 && d.err == nil; i++ {
-		pd := pastDelta{leaf: uint32(d.uint(math.MaxUint32))}
-		if !d.isNil() {
-			pd.key = d.bin(-1)
+	for i := 0; i < n/2 && d.Err() == nil; i++ {
+		pd := pastDelta{leaf: uint32(d.Uint(math.MaxUint32))}
+		if !d.IsNil() {
+			pd.key = d.Bin(-1)
 		}
 		if pd.leaf >= uint32(leaves) || (i > 0 && pd.leaf <= delta[i-1].leaf) {
-			d.fail("leaf %d out of order or beyond %d leaves", pd.leaf, leaves)
+			d.Fail("leaf %d out of order or beyond %d leaves", pd.leaf, leaves)
 		}
 		delta = append(delta, pd)
 	}
-	return leaves, delta, d.finish()
+	return leaves, delta, d.Finish()
 }
 
 // pastMembersValue is a past/<e>/members/<k> record of layout 1: the
@@ -157,15 +158,15 @@ func openPastDelta(v []byte) (leaves int, delta []pastDelta, err error) {
 //
 //	[1, [?bin signature_key, ...]]
 func pastMembersValue(keys [][]byte) []byte {
-	return envelope(func(e *envEncoder) {
-		e.array(2)
-		e.uint(pastMembersVersion)
-		e.array(len(keys))
+	return persist.Envelope(func(e *persist.Encoder) {
+		e.Array(2)
+		e.Uint(pastMembersVersion)
+		e.Array(len(keys))
 		for _, sk := range keys {
 			if sk == nil {
-				e.nil()
+				e.Nil()
 			} else {
-				e.bin(sk)
+				e.Bin(sk)
 			}
 		}
 	})
@@ -173,18 +174,18 @@ func pastMembersValue(keys [][]byte) []byte {
 
 // openPastMembers decodes a record written by pastMembersValue.
 func openPastMembers(v []byte) ([][]byte, error) {
-	d := newEnvDecoder(v)
-	d.open(pastMembersVersion, 1)
-	n := d.array(pastChunk)
+	d := persist.NewDecoder(v)
+	d.Open(pastMembersVersion, 1)
+	n := d.Array(pastChunk)
 	keys := make([][]byte, 0, n)
 	for range n {
 		var sk []byte
-		if !d.isNil() {
-			sk = d.bin(-1)
+		if !d.IsNil() {
+			sk = d.Bin(-1)
 		}
 		keys = append(keys, sk)
 	}
-	return keys, d.finish()
+	return keys, d.Finish()
 }
 
 func (g *Group) unlogPast(m *msgEpoch) {

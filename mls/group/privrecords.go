@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"cmp"
 	"fmt"
+	"github.com/mlsengine/mlsengine/mls/persist"
 	"slices"
 	"strconv"
 	"strings"
@@ -53,7 +54,7 @@ func (rs *restorer) restorePriv(g *Group) error {
 			sp.clear()
 			return corrupt(name, err)
 		}
-		kb, err := openSecretEnvelope(v, valueVersion, -1)
+		kb, err := persist.OpenSecret(v, valueVersion, -1)
 		if err != nil {
 			sp.clear()
 			return corrupt(name, err)
@@ -111,7 +112,7 @@ func (g *Group) privState() (*treekem.PrivateState, error) {
 func (g *Group) logPrivRecords() {
 	if g.stored != nil {
 		for name, kb := range g.stored.keys {
-			g.log.own(GroupScope, KeyMaterial, name, valueEnvelope(valueVersion, kb.Bytes()))
+			g.log.own(GroupScope, KeyMaterial, name, persist.ValueEnvelope(valueVersion, kb.Bytes()))
 		}
 		return
 	}

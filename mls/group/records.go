@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"encoding/hex"
 	"fmt"
+	"github.com/mlsengine/mlsengine/mls/persist"
 	"math"
 	"slices"
 	"strconv"
@@ -187,37 +188,37 @@ func (g *Group) Records() []Record {
 // The position keeps the queue's order, which decides the order of the
 // proposals in the member's next commit (§12.2).
 func queuedValue(seq int, ac []byte) []byte {
-	return envelope(func(e *envEncoder) {
-		e.array(3)
-		e.uint(proposalVersion)
-		e.uint(uint64(seq))
-		e.bin(ac)
+	return persist.Envelope(func(e *persist.Encoder) {
+		e.Array(3)
+		e.Uint(proposalVersion)
+		e.Uint(uint64(seq))
+		e.Bin(ac)
 	})
 }
 
 // openQueued decodes a record written by queuedValue.
 func openQueued(v []byte) (seq uint32, ac []byte, err error) {
-	d := newEnvDecoder(v)
-	d.open(proposalVersion, 2)
-	seq = uint32(d.uint(math.MaxUint32))
-	ac = d.bin(-1)
-	return seq, ac, d.finish()
+	d := persist.NewDecoder(v)
+	d.Open(proposalVersion, 2)
+	seq = uint32(d.Uint(math.MaxUint32))
+	ac = d.Bin(-1)
+	return seq, ac, d.Finish()
 }
 
 // logSenderData logs the sender_data_secret of epoch e.
 func (g *Group) logSenderData(e uint64, s secret.Secret) {
-	g.log.own(GroupScope, KeyMaterial, epochName(e, "sender-data"), valueEnvelope(valueVersion, s.Bytes()))
+	g.log.own(GroupScope, KeyMaterial, epochName(e, "sender-data"), persist.ValueEnvelope(valueVersion, s.Bytes()))
 }
 
 // logResumption logs the resumption_psk of epoch e.
 func (g *Group) logResumption(e uint64, psk secret.Secret) {
-	g.log.own(GroupScope, KeyMaterial, resumptionName(e), valueEnvelope(valueVersion, psk.Bytes()))
+	g.log.own(GroupScope, KeyMaterial, resumptionName(e), persist.ValueEnvelope(valueVersion, psk.Bytes()))
 }
 
 // logUpdateKey logs the leaf private key of the own Update proposal name.
 func (g *Group) logUpdateKey(name string, k *ciphersuite.HPKEPrivateKey) {
 	kb := k.Bytes()
-	g.log.own(GroupScope, KeyMaterial, "pending-update/"+name, valueEnvelope(valueVersion, kb.Bytes()))
+	g.log.own(GroupScope, KeyMaterial, "pending-update/"+name, persist.ValueEnvelope(valueVersion, kb.Bytes()))
 	kb.Clear()
 }
 
@@ -233,8 +234,8 @@ func (g *Group) logState() {
 	}
 	g.log.own(GroupScope, Public, "state", stateValue(g.status, g.own, reinit))
 	g.log.own(GroupScope, Public, "context", g.ctx.Bytes())
-	g.log.own(GroupScope, Public, "transcript/interim", valueEnvelope(valueVersion, g.interim))
-	g.log.own(GroupScope, Public, "confirmation-tag", valueEnvelope(valueVersion, g.confTag))
+	g.log.own(GroupScope, Public, "transcript/interim", persist.ValueEnvelope(valueVersion, g.interim))
+	g.log.own(GroupScope, Public, "confirmation-tag", persist.ValueEnvelope(valueVersion, g.confTag))
 }
 
 // stateValue is the state record, with the encoding of the committed
@@ -242,29 +243,29 @@ func (g *Group) logState() {
 //
 //	[stateVersion, status uint, own leaf uint, ?bin ReInit]
 func stateValue(status Status, own treemath.LeafIndex, reinit []byte) []byte {
-	return envelope(func(e *envEncoder) {
-		e.array(4)
-		e.uint(stateVersion)
-		e.uint(uint64(status))
-		e.uint(uint64(own))
+	return persist.Envelope(func(e *persist.Encoder) {
+		e.Array(4)
+		e.Uint(stateVersion)
+		e.Uint(uint64(status))
+		e.Uint(uint64(own))
 		if reinit == nil {
-			e.nil()
+			e.Nil()
 		} else {
-			e.bin(reinit)
+			e.Bin(reinit)
 		}
 	})
 }
 
 // openState decodes a record written by stateValue.
 func openState(v []byte) (status Status, own treemath.LeafIndex, reinit []byte, err error) {
-	d := newEnvDecoder(v)
-	d.open(stateVersion, 3)
-	status = Status(d.uint(math.MaxUint8))
-	own = treemath.LeafIndex(d.uint(math.MaxUint32))
-	if !d.isNil() {
-		reinit = d.bin(-1)
+	d := persist.NewDecoder(v)
+	d.Open(stateVersion, 3)
+	status = Status(d.Uint(math.MaxUint8))
+	own = treemath.LeafIndex(d.Uint(math.MaxUint32))
+	if !d.IsNil() {
+		reinit = d.Bin(-1)
 	}
-	return status, own, reinit, d.finish()
+	return status, own, reinit, d.Finish()
 }
 
 // treeChunk is the number of nodes per tree record for a tree of width
@@ -357,7 +358,7 @@ func privRecords(suite *ciphersuite.Suite, ps *treekem.PrivateState) map[string]
 	add := func(n treemath.NodeIndex, k *ciphersuite.HPKEPrivateKey) {
 		h := suite.Hash(k.PublicKey())
 		kb := k.Bytes()
-		out["hpke/"+strconv.FormatUint(uint64(n), 10)+"/"+hex.EncodeToString(h[:8])] = valueEnvelope(valueVersion, kb.Bytes())
+		out["hpke/"+strconv.FormatUint(uint64(n), 10)+"/"+hex.EncodeToString(h[:8])] = persist.ValueEnvelope(valueVersion, kb.Bytes())
 		kb.Clear()
 	}
 	add(treemath.NodeIndex(2*uint32(ps.Leaf())), ps.LeafKey())
@@ -396,17 +397,17 @@ func pendingSecretsValue(commitSecret secret.Secret, priv *treekem.PrivateState)
 			keys[i].Clear()
 		}
 	}()
-	return envelope(func(e *envEncoder) {
-		e.array(5)
-		e.uint(pendingSecretsVersion)
-		e.bin(commitSecret.Bytes())
-		e.uint(uint64(priv.Leaf()))
-		e.bin(lk.Bytes())
-		e.array(len(nodes))
+	return persist.Envelope(func(e *persist.Encoder) {
+		e.Array(5)
+		e.Uint(pendingSecretsVersion)
+		e.Bin(commitSecret.Bytes())
+		e.Uint(uint64(priv.Leaf()))
+		e.Bin(lk.Bytes())
+		e.Array(len(nodes))
 		for i, nk := range nodes {
-			e.array(2)
-			e.uint(uint64(nk.Node))
-			e.bin(keys[i].Bytes())
+			e.Array(2)
+			e.Uint(uint64(nk.Node))
+			e.Bin(keys[i].Bytes())
 		}
 	})
 }
@@ -414,18 +415,18 @@ func pendingSecretsValue(commitSecret secret.Secret, priv *treekem.PrivateState)
 // openPendingSecrets decodes the pending-commit/secrets record
 // (logPending).
 func openPendingSecrets(suite *ciphersuite.Suite, v []byte) (secret.Secret, *treekem.PrivateState, error) {
-	d := newEnvDecoder(v)
-	d.open(pendingSecretsVersion, 4)
+	d := persist.NewDecoder(v)
+	d.Open(pendingSecretsVersion, 4)
 	// Empty for a commit without a path: the key schedule then uses the
 	// zero vector (§8).
-	commitSecret := d.secret(-1)
+	commitSecret := d.Secret(-1)
 	if l := commitSecret.Len(); l != 0 && l != suite.HashLen() {
-		d.fail("commit secret of %d bytes", l)
+		d.Fail("commit secret of %d bytes", l)
 	}
-	leaf := treemath.LeafIndex(d.uint(math.MaxUint32))
-	lk := d.secret(-1)
+	leaf := treemath.LeafIndex(d.Uint(math.MaxUint32))
+	lk := d.Secret(-1)
 	defer lk.Clear()
-	n := d.array(math.MaxUint16)
+	n := d.Array(math.MaxUint16)
 	type nodeKey struct {
 		node uint64
 		key  secret.Secret
@@ -437,14 +438,14 @@ func openPendingSecrets(suite *ciphersuite.Suite, v []byte) (secret.Secret, *tre
 		}
 	}()
 	for range n {
-		if d.array(2) != 2 {
-			d.fail("node key of the wrong length")
+		if d.Array(2) != 2 {
+			d.Fail("node key of the wrong length")
 		}
-		node := d.uint(math.MaxUint32)
-		k := d.secret(-1)
+		node := d.Uint(math.MaxUint32)
+		k := d.Secret(-1)
 		raw = append(raw, nodeKey{node, k})
 	}
-	if err := d.finish(); err != nil {
+	if err := d.Finish(); err != nil {
 		commitSecret.Clear()
 		return secret.Secret{}, nil, err
 	}
@@ -588,13 +589,13 @@ func (rs *restorer) restore(cfg *Config, signer *ciphersuite.SigningKey) (*Group
 	if v, err = rs.need(rs.pub, "transcript/interim"); err != nil {
 		return nil, err
 	}
-	if g.interim, err = openValueEnvelope(v, valueVersion, suite.HashLen()); err != nil {
+	if g.interim, err = persist.OpenValue(v, valueVersion, suite.HashLen()); err != nil {
 		return nil, corrupt("transcript/interim", err)
 	}
 	if v, err = rs.need(rs.pub, "confirmation-tag"); err != nil {
 		return nil, err
 	}
-	if g.confTag, err = openValueEnvelope(v, valueVersion, suite.HashLen()); err != nil {
+	if g.confTag, err = persist.OpenValue(v, valueVersion, suite.HashLen()); err != nil {
 		return nil, corrupt("confirmation-tag", err)
 	}
 
@@ -623,7 +624,7 @@ func (rs *restorer) restore(cfg *Config, signer *ciphersuite.SigningKey) (*Group
 			if err != nil {
 				return nil, corrupt(name, err)
 			}
-			psk, err := openSecretEnvelope(v, valueVersion, suite.HashLen())
+			psk, err := persist.OpenSecret(v, valueVersion, suite.HashLen())
 			if err != nil {
 				return nil, corrupt(name, err)
 			}
@@ -792,7 +793,7 @@ func (rs *restorer) restoreMessages(g *Group) error {
 	}
 	slices.Sort(sorted)
 	for _, e := range sorted {
-		sd, err := openSecretEnvelope(rs.key[epochName(e, "sender-data")], valueVersion, g.suite.HashLen())
+		sd, err := persist.OpenSecret(rs.key[epochName(e, "sender-data")], valueVersion, g.suite.HashLen())
 		if err != nil {
 			return corrupt(epochName(e, "sender-data"), err)
 		}
@@ -853,7 +854,7 @@ func (rs *restorer) restorePending(g *Group, acBytes []byte) error {
 // openPrivateKey decodes the record of one HPKE private key (hpke/...,
 // pending-update/...).
 func openPrivateKey(suite *ciphersuite.Suite, v []byte) (*ciphersuite.HPKEPrivateKey, error) {
-	kb, err := openSecretEnvelope(v, valueVersion, -1)
+	kb, err := persist.OpenSecret(v, valueVersion, -1)
 	if err != nil {
 		return nil, err
 	}

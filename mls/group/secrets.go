@@ -2,6 +2,7 @@ package group
 
 import (
 	"fmt"
+	"github.com/mlsengine/mlsengine/mls/persist"
 
 	"github.com/mlsengine/mlsengine/mls/ciphersuite"
 	"github.com/mlsengine/mlsengine/mls/keyschedule"
@@ -134,11 +135,11 @@ func (s *epochSecrets) externalInit(kemOutput []byte) (*keyschedule.InitSecret, 
 //	 bin membership, bin authenticator, bin init]
 func (s *epochSecrets) marshal() []byte {
 	all := s.all()
-	return envelope(func(e *envEncoder) {
-		e.array(1 + len(all))
-		e.uint(epochSecretsVersion)
+	return persist.Envelope(func(e *persist.Encoder) {
+		e.Array(1 + len(all))
+		e.Uint(epochSecretsVersion)
 		for _, p := range all {
-			e.bin(p.Bytes())
+			e.Bin(p.Bytes())
 		}
 	})
 }
@@ -148,12 +149,12 @@ func (s *epochSecrets) marshal() []byte {
 func unmarshalEpochSecrets(suite *ciphersuite.Suite, b []byte) (*epochSecrets, error) {
 	s := &epochSecrets{suite: suite}
 	all := s.all()
-	d := newEnvDecoder(b)
-	d.open(epochSecretsVersion, len(all))
+	d := persist.NewDecoder(b)
+	d.Open(epochSecretsVersion, len(all))
 	for _, p := range all {
-		*p = d.secret(suite.HashLen())
+		*p = d.Secret(suite.HashLen())
 	}
-	if err := d.finish(); err != nil {
+	if err := d.Finish(); err != nil {
 		s.clear()
 		return nil, corrupt("epoch secrets", err)
 	}

@@ -2,6 +2,7 @@ package group
 
 import (
 	"fmt"
+	"github.com/mlsengine/mlsengine/mls/persist"
 	"math"
 	"math/bits"
 	"strconv"
@@ -89,10 +90,10 @@ func externalName(x uint32) string { return "tree/x/" + strconv.FormatUint(uint6
 //
 //	[2, leaf count uint]
 func treeSizeValue(leaves uint32) []byte {
-	return envelope(func(e *envEncoder) {
-		e.array(2)
-		e.uint(treeLayoutTiles)
-		e.uint(uint64(leaves))
+	return persist.Envelope(func(e *persist.Encoder) {
+		e.Array(2)
+		e.Uint(treeLayoutTiles)
+		e.Uint(uint64(leaves))
 	})
 }
 
@@ -100,30 +101,28 @@ func treeSizeValue(leaves uint32) []byte {
 //
 //	[1, leaf count uint, chunk size uint]
 func chunkSizeValue(leaves, cs uint32) []byte {
-	return envelope(func(e *envEncoder) {
-		e.array(3)
-		e.uint(treeLayoutChunks)
-		e.uint(uint64(leaves))
-		e.uint(uint64(cs))
+	return persist.Envelope(func(e *persist.Encoder) {
+		e.Array(3)
+		e.Uint(treeLayoutChunks)
+		e.Uint(uint64(leaves))
+		e.Uint(uint64(cs))
 	})
 }
 
 // openTreeSize decodes a tree/size record of either layout; cs is 0 for
 // layout 2.
 func openTreeSize(v []byte) (leaves, cs uint32, err error) {
-	d := newEnvDecoder(v)
-	n := d.array(3)
-	layout := d.uint(math.MaxUint32)
-	switch {
-	case d.err != nil:
-	case layout == treeLayoutChunks && n == 3:
-		leaves, cs = uint32(d.uint(math.MaxUint32)), uint32(d.uint(math.MaxUint32))
-	case layout == treeLayoutTiles && n == 2:
-		leaves = uint32(d.uint(math.MaxUint32))
+	d := persist.NewDecoder(v)
+	switch layout, n := d.OpenAny(2); {
+	case d.Err() != nil:
+	case layout == treeLayoutChunks && n == 2:
+		leaves, cs = uint32(d.Uint(math.MaxUint32)), uint32(d.Uint(math.MaxUint32))
+	case layout == treeLayoutTiles && n == 1:
+		leaves = uint32(d.Uint(math.MaxUint32))
 	default:
-		d.err = fmt.Errorf("%w %d with %d fields", errEnvVersion, layout, n-1)
+		d.Unknown(layout, n)
 	}
-	return leaves, cs, d.finish()
+	return leaves, cs, d.Finish()
 }
 
 // logFullTree logs every record of a tree in layout 2: a new group's.
@@ -287,22 +286,22 @@ func (g *Group) nodeEncoding(x uint32) []byte {
 // same k nodes, each a tag (tileBlank, tileLeaf, tileParent,
 // tileExternal) followed by what the tag says.
 func tileValue(hashes, nodes []byte) []byte {
-	return envelope(func(e *envEncoder) {
-		e.array(3)
-		e.uint(tileVersion)
-		e.bin(hashes)
-		e.bin(nodes)
+	return persist.Envelope(func(e *persist.Encoder) {
+		e.Array(3)
+		e.Uint(tileVersion)
+		e.Bin(hashes)
+		e.Bin(nodes)
 	})
 }
 
 // openTile decodes a record written by tileValue. The results are slices
 // of v, which the restored tree keeps (its leaves' encodings).
 func openTile(v []byte) (hashes, nodes []byte, err error) {
-	d := newEnvDecoder(v)
-	d.open(tileVersion, 2)
-	hashes = d.binView(-1)
-	nodes = d.binView(-1)
-	return hashes, nodes, d.finish()
+	d := persist.NewDecoder(v)
+	d.Open(tileVersion, 2)
+	hashes = d.BinView(-1)
+	nodes = d.BinView(-1)
+	return hashes, nodes, d.Finish()
 }
 
 // restoreTiles rebuilds a tree of the given leaf count from its tiles,
