@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"github.com/mlsengine/mlsengine/mls/persist"
 
 	"github.com/mlsengine/mlsengine/mls/group"
 	"github.com/mlsengine/mlsengine/mls/secret"
@@ -37,9 +38,11 @@ func StorePSK(ctx context.Context, store storage.Backend, pskID []byte, psk secr
 	if len(pskID) == 0 || psk.Len() == 0 || psk.Len() > maxPSKLen {
 		return fmt.Errorf("%w: empty PSK id, or PSK of %d bytes", group.ErrInvalidArgument, psk.Len())
 	}
-	v := encodeRecord(2, len(pskID)+psk.Len(), func(e recordEncoder) {
-		e.bin(pskID)
-		e.bin(psk.Bytes())
+	v := persist.Envelope(func(e *persist.Encoder) {
+		e.Array(3)
+		e.Uint(recordVersion)
+		e.Bin(pskID)
+		e.Bin(psk.Bytes())
 	})
 	defer clear(v)
 	if _, err := apply(ctx, store, &storage.Unit{Scope: storage.ClientScope(), Puts: []storage.Record{{Key: pskKey(pskID), Value: v}}}, 0); err != nil {
@@ -69,16 +72,17 @@ func loadPSK(ctx context.Context, store storage.Backend, pskID []byte) (secret.S
 		return secret.Secret{}, storageErr("reading PSK", err)
 	}
 	defer clear(v)
-	dec, err := openRecord(v, 3)
-	if err != nil {
-		return secret.Secret{}, fmt.Errorf("%w: PSK record: %w", ErrCorruptRecord, err)
+	d := persist.NewDecoder(v)
+	d.Open(recordVersion, 2)
+	id := d.Bin(-1)
+	s := d.Secret(-1)
+	err = d.Finish()
+	if err == nil && (string(id) != string(pskID) || s.Len() > maxPSKLen) {
+		err = fmt.Errorf("psk_id or length differ")
 	}
-	id, err1 := dec.bin(len(v))
-	psk, err2 := dec.bin(maxPSKLen)
-	s := secret.New(psk)
-	if err := errors.Join(err1, err2, finishRecord(dec)); err != nil || string(id) != string(pskID) {
+	if err != nil {
 		s.Clear()
-		return secret.Secret{}, fmt.Errorf("%w: PSK record: %v", ErrCorruptRecord, err)
+		return secret.Secret{}, fmt.Errorf("%w: PSK record: %w", ErrCorruptRecord, err)
 	}
 	return s, nil
 }

@@ -1,18 +1,16 @@
 package engine
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
-
-	"github.com/vmihailenco/msgpack/v5"
+	"github.com/mlsengine/mlsengine/mls/persist"
+	"math"
 
 	"github.com/mlsengine/mlsengine/mls/ciphersuite"
 	"github.com/mlsengine/mlsengine/mls/group"
-	"github.com/mlsengine/mlsengine/mls/secret"
 	"github.com/mlsengine/mlsengine/storage"
 )
 
@@ -42,20 +40,23 @@ type meta struct {
 // Welcome and still loads.
 const metaVersion = 2
 
-// The engine's records are msgpack arrays whose element 0 is the layout's
-// version, like package group's envelopes (see mls/group/envelope.go):
+// The engine's records are envelopes of package persist (MessagePack
+// arrays whose element 0 is the layout's version, decoded strictly), like
+// package group's:
 //
-//	engine            [1, suite uint16, signer str (64 hex digits)]
-//	signature/<hex>   [1, suite uint16, private key bin]
 //	engine            [2, suite uint16, signer str (64 hex digits), welcome str (64 hex digits or "")]
 //	                  (version 1: [1, suite uint16, signer str])
+//	signature/<hex>   [1, suite uint16, private key bin]
+//	psk/<hex>         [1, psk_id bin, psk bin] (client, KeyMaterial)
 //	joined/<hex>      [1, group id bin]: the group a Welcome (by the hex SHA-256 of its
 //	                  MLSMessage encoding) was joined into (client, Public)
 func (m *meta) record(groupID []byte) storage.Record {
-	v := encodeVersioned(metaVersion, 3, len(m.Signer)+len(m.Welcome), func(e recordEncoder) {
-		e.uint(uint64(m.Suite))
-		e.str(m.Signer)
-		e.str(m.Welcome)
+	v := persist.Envelope(func(e *persist.Encoder) {
+		e.Array(4)
+		e.Uint(metaVersion)
+		e.Uint(uint64(m.Suite))
+		e.Str(m.Signer)
+		e.Str(m.Welcome)
 	})
 	return storage.Record{Key: storage.Key{Scope: storage.GroupScope(groupID), Class: storage.Public, Name: metaName}, Value: v}
 }
@@ -65,7 +66,11 @@ func (m *meta) record(groupID []byte) storage.Record {
 func (m *meta) records(groupID []byte) []storage.Record {
 	out := []storage.Record{m.record(groupID)}
 	if m.Welcome != "" {
-		out = append(out, storage.Record{Key: joinedKey(m.Welcome), Value: encodeRecord(1, len(groupID), func(e recordEncoder) { e.bin(groupID) })})
+		out = append(out, storage.Record{Key: joinedKey(m.Welcome), Value: persist.Envelope(func(e *persist.Encoder) {
+			e.Array(2)
+			e.Uint(recordVersion)
+			e.Bin(groupID)
+		})})
 	}
 	return out
 }
@@ -91,119 +96,37 @@ func welcomeRef(msg []byte) string {
 }
 
 func decodeJoined(b []byte) ([]byte, error) {
-	dec, err := openRecord(b, 2)
-	if err != nil {
+	d := persist.NewDecoder(b)
+	d.Open(recordVersion, 1)
+	gid := d.Bin(storage.MaxGroupIDLen)
+	if err := d.Finish(); err != nil {
 		return nil, fmt.Errorf("%w: %s record: %w", ErrCorruptRecord, joinedPrefix, err)
-	}
-	gid, err := dec.bin(storage.MaxGroupIDLen)
-	if err := errors.Join(err, finishRecord(dec)); err != nil {
-		return nil, fmt.Errorf("%w: %s record: %v", ErrCorruptRecord, joinedPrefix, err)
 	}
 	return gid, nil
 }
 
-// recordEncoder writes the fields of an engine record.
-type recordEncoder struct{ enc *msgpack.Encoder }
-
-// A bytes.Buffer never fails a write, so neither do these.
-func (e recordEncoder) uint(v uint64) { _ = e.enc.EncodeUint(v) }
-func (e recordEncoder) bin(b []byte)  { _ = e.enc.EncodeBytes(b) }
-func (e recordEncoder) str(s string)  { _ = e.enc.EncodeString(s) }
-
-// encodeRecord writes [recordVersion, fields...] with n fields of about
-// size payload bytes in all, into a buffer sized up front: a reallocation
-// would leave a copy of a secret behind.
-func encodeRecord(n, size int, f func(e recordEncoder)) []byte {
-	return encodeVersioned(recordVersion, n, size, f)
-}
-
-// encodeVersioned is encodeRecord for a layout of another version.
-func encodeVersioned(version uint64, n, size int, f func(e recordEncoder)) []byte {
-	var buf bytes.Buffer
-	buf.Grow(size + 16 + 9*n)
-	enc := msgpack.NewEncoder(&buf)
-	_ = enc.EncodeArrayLen(n + 1)
-	_ = enc.EncodeUint(version)
-	f(recordEncoder{enc})
-	return buf.Bytes()
-}
-
-// recordDecoder reads an engine record. It keeps the bytes.Reader so that
-// a length header can be checked against what is left before anything is
-// allocated: msgpack's DecodeBytes allocates whatever a header claims.
-type recordDecoder struct {
-	*msgpack.Decoder
-	r *bytes.Reader
-}
-
-// bin decodes a bin or str of at most limit bytes into a new slice.
-func (d recordDecoder) bin(limit int) ([]byte, error) {
-	n, err := d.DecodeBytesLen()
-	if err != nil {
-		return nil, err
-	}
-	if n < 0 || n > limit || n > d.r.Len() {
-		return nil, fmt.Errorf("length %d out of range", n)
-	}
-	b := make([]byte, n)
-	if err := d.ReadFull(b); err != nil {
-		return nil, err
-	}
-	return b, nil
-}
-
-// openRecord decodes the header of an engine record: an array of n
-// elements whose first is recordVersion.
-func openRecord(b []byte, n int) (recordDecoder, error) {
-	dec, l, v, err := openAnyRecord(b)
-	if err == nil && (l != n || v != recordVersion) {
-		err = fmt.Errorf("not an array of %d of version %d", n, recordVersion)
-	}
-	return dec, err
-}
-
-// openAnyRecord decodes the header of an engine record of any length and
-// version.
-func openAnyRecord(b []byte) (dec recordDecoder, n int, version uint64, err error) {
-	r := bytes.NewReader(b)
-	dec = recordDecoder{msgpack.NewDecoder(r), r}
-	if n, err = dec.DecodeArrayLen(); err != nil || n < 1 {
-		return dec, 0, 0, fmt.Errorf("not an array")
-	}
-	v, err := dec.DecodeUint()
-	if err != nil {
-		return dec, 0, 0, fmt.Errorf("no version")
-	}
-	return dec, n, uint64(v), nil
-}
-
-// finishRecord checks that nothing follows the record's array.
-func finishRecord(dec recordDecoder) error {
-	if dec.r.Len() != 0 {
-		return fmt.Errorf("trailing bytes")
-	}
-	return nil
-}
-
 func decodeMeta(b []byte) (*meta, error) {
-	dec, n, v, err := openAnyRecord(b)
-	if err == nil && !(v == 1 && n == 3) && !(v == metaVersion && n == 4) {
-		err = fmt.Errorf("version %d with %d elements", v, n)
+	d := persist.NewDecoder(b)
+	m := &meta{}
+	switch v, n := d.OpenAny(3); {
+	case d.Err() != nil:
+	case (v == 1 && n == 2) || (v == metaVersion && n == 3):
+		m.Suite = uint16(d.Uint(math.MaxUint16))
+		m.Signer = d.Str(2 * sha256.Size)
+		if v == metaVersion {
+			m.Welcome = d.Str(2 * sha256.Size)
+		}
+	default:
+		d.Unknown(v, n)
+	}
+	err := d.Finish()
+	if err == nil && (len(m.Signer) != 2*sha256.Size || (len(m.Welcome) != 0 && len(m.Welcome) != 2*sha256.Size)) {
+		err = fmt.Errorf("hex names of %d and %d digits", len(m.Signer), len(m.Welcome))
 	}
 	if err != nil {
 		return nil, fmt.Errorf("%w: %s: %w", ErrCorruptRecord, metaName, err)
 	}
-	suite, err1 := dec.DecodeUint16()
-	signer, err2 := dec.bin(2 * sha256.Size)
-	var welcome []byte
-	var err3 error
-	if v == metaVersion {
-		welcome, err3 = dec.bin(2 * sha256.Size)
-	}
-	if err := errors.Join(err1, err2, err3, finishRecord(dec)); err != nil || len(signer) != 2*sha256.Size || (len(welcome) != 0 && len(welcome) != 2*sha256.Size) {
-		return nil, fmt.Errorf("%w: %s: %v", ErrCorruptRecord, metaName, err)
-	}
-	return &meta{Suite: suite, Signer: string(signer), Welcome: string(welcome)}, nil
+	return m, nil
 }
 
 // signerRef names a signature key by the SHA-256 of its public key, so
@@ -221,23 +144,26 @@ func signerKey(ref string) storage.Key {
 func encodeSigner(suite ciphersuite.ID, k *ciphersuite.SigningKey) []byte {
 	priv := k.Bytes()
 	defer priv.Clear()
-	return encodeRecord(2, priv.Len(), func(e recordEncoder) {
-		e.uint(uint64(suite))
-		e.bin(priv.Bytes())
+	return persist.Envelope(func(e *persist.Encoder) {
+		e.Array(3)
+		e.Uint(recordVersion)
+		e.Uint(uint64(suite))
+		e.Bin(priv.Bytes())
 	})
 }
 
 func decodeSigner(b []byte) (*ciphersuite.SigningKey, error) {
-	dec, err := openRecord(b, 3)
+	d := persist.NewDecoder(b)
+	d.Open(recordVersion, 2)
+	id := d.Uint(math.MaxUint16)
+	key := d.Secret(-1)
+	defer key.Clear()
+	err := d.Finish()
+	if err == nil && key.Len() > maxSigningKeyLen {
+		err = fmt.Errorf("private key of %d bytes", key.Len())
+	}
 	if err != nil {
 		return nil, fmt.Errorf("%w: signature key record: %w", ErrCorruptRecord, err)
-	}
-	id, err1 := dec.DecodeUint16()
-	raw, err2 := dec.bin(maxSigningKeyLen)
-	key := secret.New(raw)
-	defer key.Clear()
-	if err := errors.Join(err1, err2, finishRecord(dec)); err != nil {
-		return nil, fmt.Errorf("%w: signature key record: %v", ErrCorruptRecord, err)
 	}
 	s, err := ciphersuite.Lookup(ciphersuite.ID(id))
 	if err != nil {
