@@ -71,9 +71,9 @@ func changesUnit(groupID []byte, version uint64, ch *group.Changes) *storage.Uni
 	return &storage.Unit{
 		Scope:          storage.GroupScope(groupID),
 		Version:        version,
-		Puts:           toStorage(groupID, ch.Puts),
-		Deletes:        toStorageKeys(groupID, ch.Deletes),
-		DeletePrefixes: toStoragePrefixes(groupID, ch.DeletePrefixes),
+		Puts:           ch.Puts,
+		Deletes:        ch.Deletes,
+		DeletePrefixes: ch.DeletePrefixes,
 	}
 }
 

@@ -347,15 +347,7 @@ func benchPure(tb testing.TB, m *member) *group.Group {
 		tb.Fatal(err)
 	}
 	defer recs.ClearKeyMaterial()
-	rs := make([]group.Record, 0, len(recs.Records))
-	for _, r := range recs.Records {
-		class := group.Public
-		if r.Key.Class == storage.KeyMaterial {
-			class = group.KeyMaterial
-		}
-		rs = append(rs, group.Record{Scope: group.GroupScope, Class: class, Name: r.Key.Name, Value: r.Value})
-	}
-	g, err := group.Restore(&m.cfg.Config, m.signer, rs)
+	g, err := group.Restore(&m.cfg.Config, m.signer, recs.Records)
 	if err != nil {
 		tb.Fatal(err)
 	}

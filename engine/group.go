@@ -93,7 +93,7 @@ func LoadGroup(ctx context.Context, store storage.Backend, groupID []byte, cfg .
 		return nil, err
 	}
 	oc := withStore(store, &c, ctx)
-	g, err := group.Restore(&c.Config, signer, fromStorage(recs.Records))
+	g, err := group.Restore(&c.Config, signer, recs.Records)
 	if err != nil {
 		return nil, err
 	}
@@ -309,7 +309,7 @@ func (h *Group) reloadLocked(ctx context.Context) {
 		return
 	}
 	defer recs.ClearKeyMaterial()
-	g, err := group.Restore(&h.cfg.Config, h.signer, fromStorage(recs.Records))
+	g, err := group.Restore(&h.cfg.Config, h.signer, recs.Records)
 	if err != nil {
 		h.g, h.err = nil, fmt.Errorf("%w: reload: %w", ErrHandleBroken, err)
 		return
@@ -376,7 +376,7 @@ func (h *Group) Store(ctx context.Context) error {
 	if version != h.version {
 		return fmt.Errorf("engine: store: stored version %d, handle at %d: %w", version, h.version, ErrConflict)
 	}
-	want := append(toStorage(h.id, h.g.Records()), h.meta.record(h.id))
+	want := append(h.g.Records(), h.meta.record(h.id))
 	defer clearRecords(want)
 	u := diffUnit(h.id, version, stored, want)
 	if len(u.Puts)+len(u.Deletes) == 0 {
@@ -449,7 +449,7 @@ func (h *Group) CopyTo(ctx context.Context, dst storage.Backend) error {
 	if err := storeSigner(ctx, dst, ciphersuite.ID(h.meta.Suite), h.signer); err != nil {
 		return err
 	}
-	puts := append(toStorage(h.id, h.g.Records()), h.meta.records(h.id)...)
+	puts := append(h.g.Records(), h.meta.records(h.id)...)
 	defer clearRecords(puts)
 	if _, err := h.applyTo(ctx, dst, &storage.Unit{Scope: storage.GroupScope(h.id), Puts: puts}); err != nil {
 		if errors.Is(err, storage.ErrConflict) {

@@ -35,7 +35,7 @@ func NewKeyPackage(ctx context.Context, store storage.Backend, signer *ciphersui
 	if err := storeSigner(ctx, store, c.suite(), signer); err != nil {
 		return nil, err
 	}
-	puts := toStorage(nil, b.Records())
+	puts := b.Records()
 	defer clearRecords(puts)
 	if _, err := apply(ctx, store, &storage.Unit{Scope: storage.ClientScope(), Puts: puts}, c.ApplyAttempts); err != nil {
 		return nil, storageErr("storing key package", err)

@@ -10,7 +10,6 @@ import (
 	"math"
 
 	"github.com/mlsengine/mlsengine/mls/ciphersuite"
-	"github.com/mlsengine/mlsengine/mls/group"
 	"github.com/mlsengine/mlsengine/storage"
 )
 
@@ -219,63 +218,6 @@ func DeleteSignatureKey(ctx context.Context, store storage.Backend, pub []byte) 
 		return storageErr("deleting signature key", err)
 	}
 	return nil
-}
-
-func storageKey(groupID []byte, s group.RecordScope, c group.RecordClass, name string) storage.Key {
-	k := storage.Key{Scope: storage.ClientScope(), Class: storage.Public, Name: name}
-	if s == group.GroupScope {
-		k.Scope = storage.GroupScope(groupID)
-	}
-	if c == group.KeyMaterial {
-		k.Class = storage.KeyMaterial
-	}
-	return k
-}
-
-// toStorage turns package group's records into storage records, sharing
-// the values (the caller clears key material once the unit is applied).
-func toStorage(groupID []byte, rs []group.Record) []storage.Record {
-	out := make([]storage.Record, 0, len(rs)+1)
-	for _, r := range rs {
-		out = append(out, storage.Record{Key: storageKey(groupID, r.Scope, r.Class, r.Name), Value: r.Value})
-	}
-	return out
-}
-
-// toStoragePrefixes turns package group's deleted prefixes into storage's.
-func toStoragePrefixes(groupID []byte, ps []group.RecordKey) []storage.KeyPrefix {
-	out := make([]storage.KeyPrefix, 0, len(ps))
-	for _, p := range ps {
-		k := storageKey(groupID, p.Scope, p.Class, p.Name[:len(p.Name)-1])
-		out = append(out, storage.KeyPrefix{Scope: k.Scope, Class: k.Class, Prefix: p.Name})
-	}
-	return out
-}
-
-func toStorageKeys(groupID []byte, ks []group.RecordKey) []storage.Key {
-	out := make([]storage.Key, 0, len(ks))
-	for _, k := range ks {
-		out = append(out, storageKey(groupID, k.Scope, k.Class, k.Name))
-	}
-	return out
-}
-
-// fromStorage turns a group's stored records into package group's, sharing
-// the values.
-func fromStorage(rs []storage.Record) []group.Record {
-	out := make([]group.Record, 0, len(rs))
-	for _, r := range rs {
-		c := group.Public
-		if r.Key.Class == storage.KeyMaterial {
-			c = group.KeyMaterial
-		}
-		s := group.GroupScope
-		if r.Key.Scope.IsClient() {
-			s = group.ClientScope
-		}
-		out = append(out, group.Record{Scope: s, Class: c, Name: r.Key.Name, Value: r.Value})
-	}
-	return out
 }
 
 func clearRecords(rs []storage.Record) {

@@ -3,85 +3,24 @@ package group
 import (
 	"cmp"
 	"slices"
-	"strconv"
 	"strings"
+
+	"github.com/mlsengine/mlsengine/storage"
 )
-
-// RecordScope says whom a record belongs to: one group, or the client as a
-// whole (key packages).
-type RecordScope uint8
-
-// The record scopes.
-const (
-	// GroupScope records belong to one group and die with it.
-	GroupScope RecordScope = 1
-	// ClientScope records belong to the client: key packages and their
-	// private keys.
-	ClientScope RecordScope = 2
-)
-
-// RecordClass separates public state from key material, so that a storage
-// backend can keep them apart.
-type RecordClass uint8
-
-// The record classes.
-const (
-	// Public records hold state that is not secret: the group context,
-	// the ratchet tree, transcript hashes, queued proposals.
-	Public RecordClass = 1
-	// KeyMaterial records hold secrets. A key-material record is
-	// write-once: when a secret changes, it is written under a new name and
-	// the old name is deleted, so every secret dies by an explicit
-	// deletion.
-	KeyMaterial RecordClass = 2
-)
-
-// String returns "public" or "key-material".
-func (c RecordClass) String() string {
-	switch c {
-	case Public:
-		return "public"
-	case KeyMaterial:
-		return "key-material"
-	}
-	return "RecordClass(" + strconv.Itoa(int(c)) + ")"
-}
-
-// RecordKey names a record.
-type RecordKey struct {
-	Scope RecordScope
-	Class RecordClass
-	// Name is made of segments of [A-Za-z0-9_=-] separated by "/".
-	Name string
-}
-
-// Record is one piece of persisted state.
-type Record struct {
-	Scope RecordScope
-	Class RecordClass
-	Name  string
-	// Value is the record's encoding. For KeyMaterial it holds secrets:
-	// clear it once it has been stored.
-	Value []byte
-}
-
-// Key returns the record's key.
-func (r *Record) Key() RecordKey { return RecordKey{Scope: r.Scope, Class: r.Class, Name: r.Name} }
 
 // Changes is what one or more operations changed in a group's persisted
-// state: records to write and records to delete. Deletes of KeyMaterial
-// are the secrets the protocol deleted (§9.2 and the rules in the package
-// documentation); a storage layer must erase them. No key appears in both
-// lists.
+// state, in storage's types: records to write and records to delete, the
+// body of one storage.Unit. Deletes of KeyMaterial are the secrets the
+// protocol deleted (§9.2 and the rules in the package documentation); a
+// storage layer must erase them. No key appears in both lists.
 type Changes struct {
-	Puts    []Record
-	Deletes []RecordKey
+	Puts    []storage.Record
+	Deletes []storage.Key
 	// DeletePrefixes delete every record of their scope and class whose
-	// name starts with Name, which ends in "/": all the secrets of an
-	// epoch that dies ("epoch/12/"), however many senders it had, so that
-	// an operation's changes stay bounded. No put or delete falls under
-	// one of them.
-	DeletePrefixes []RecordKey
+	// name starts with the prefix: all the secrets of an epoch that dies
+	// ("epoch/12/"), however many senders it had, so that an operation's
+	// changes stay bounded. No put or delete falls under one of them.
+	DeletePrefixes []storage.KeyPrefix
 }
 
 // Empty reports whether nothing changed.
@@ -90,13 +29,8 @@ func (c Changes) Empty() bool {
 }
 
 // Deleted reports whether the changes delete k, by name or by prefix.
-func (c *Changes) Deleted(k RecordKey) bool {
-	return slices.Contains(c.Deletes, k) || slices.ContainsFunc(c.DeletePrefixes, func(p RecordKey) bool { return p.covers(k) })
-}
-
-// covers reports whether prefix p covers k.
-func (p RecordKey) covers(k RecordKey) bool {
-	return p.Scope == k.Scope && p.Class == k.Class && strings.HasPrefix(k.Name, p.Name)
+func (c *Changes) Deleted(k storage.Key) bool {
+	return slices.Contains(c.Deletes, k) || slices.ContainsFunc(c.DeletePrefixes, func(p storage.KeyPrefix) bool { return p.Covers(k) })
 }
 
 // DeletedKeyMaterial returns the names of the deleted key-material
@@ -104,13 +38,13 @@ func (p RecordKey) covers(k RecordKey) bool {
 func (c *Changes) DeletedKeyMaterial() []string {
 	var out []string
 	for _, k := range c.Deletes {
-		if k.Class == KeyMaterial {
+		if k.Class == storage.KeyMaterial {
 			out = append(out, k.Name)
 		}
 	}
-	for _, k := range c.DeletePrefixes {
-		if k.Class == KeyMaterial {
-			out = append(out, k.Name+"*")
+	for _, p := range c.DeletePrefixes {
+		if p.Class == storage.KeyMaterial {
+			out = append(out, p.Prefix+"*")
 		}
 	}
 	slices.Sort(out)
@@ -119,11 +53,45 @@ func (c *Changes) DeletedKeyMaterial() []string {
 
 // Clear overwrites the values of the key-material records.
 func (c *Changes) Clear() {
-	for i := range c.Puts {
-		if c.Puts[i].Class == KeyMaterial {
-			clear(c.Puts[i].Value)
+	clearRecords(c.Puts)
+}
+
+// clearRecords overwrites the values of the key-material records of rs.
+func clearRecords(rs []storage.Record) {
+	for i := range rs {
+		if rs[i].Key.Class == storage.KeyMaterial {
+			clear(rs[i].Value)
 		}
 	}
+}
+
+// logScope says whose record the log names: the group's (whose id the
+// log learns when its changes are taken) or the client's (key packages).
+type logScope bool
+
+const (
+	groupScope  logScope = false
+	clientScope logScope = true
+)
+
+// logKey names a record in the log.
+type logKey struct {
+	scope logScope
+	class storage.Class
+	name  string
+}
+
+func (k logKey) covers(o logKey) bool {
+	return k.scope == o.scope && k.class == o.class && strings.HasPrefix(o.name, k.name)
+}
+
+// storageKey is k in the scope of the group groupID.
+func (k logKey) storageKey(groupID []byte) storage.Key {
+	s := storage.ClientScope()
+	if k.scope == groupScope {
+		s = storage.GroupScope(groupID)
+	}
+	return storage.Key{Scope: s, Class: k.class, Name: k.name}
 }
 
 // changeLog accumulates record changes until TakeChanges hands them out.
@@ -134,25 +102,25 @@ func (c *Changes) Clear() {
 // deletes under it. Names under a deleted prefix are not written again
 // (epochs only grow), so a put never follows its prefix's deletion.
 type changeLog struct {
-	puts     map[RecordKey][]byte
-	dels     map[RecordKey]struct{}
-	prefixes map[RecordKey]struct{}
+	puts     map[logKey][]byte
+	dels     map[logKey]struct{}
+	prefixes map[logKey]struct{}
 }
 
 func newChangeLog() *changeLog {
-	return &changeLog{puts: map[RecordKey][]byte{}, dels: map[RecordKey]struct{}{}, prefixes: map[RecordKey]struct{}{}}
+	return &changeLog{puts: map[logKey][]byte{}, dels: map[logKey]struct{}{}, prefixes: map[logKey]struct{}{}}
 }
 
 // delPrefix deletes every record of scope and class whose name starts
 // with prefix (which ends in "/").
-func (l *changeLog) delPrefix(scope RecordScope, class RecordClass, prefix string) {
+func (l *changeLog) delPrefix(scope logScope, class storage.Class, prefix string) {
 	if l == nil {
 		return
 	}
-	p := RecordKey{scope, class, prefix}
+	p := logKey{scope, class, prefix}
 	for k, v := range l.puts {
 		if p.covers(k) {
-			if class == KeyMaterial {
+			if class == storage.KeyMaterial {
 				clear(v)
 			}
 			delete(l.puts, k)
@@ -167,7 +135,7 @@ func (l *changeLog) delPrefix(scope RecordScope, class RecordClass, prefix strin
 }
 
 // underPrefix reports whether k falls under a prefix deleted in the log.
-func (l *changeLog) underPrefix(k RecordKey) bool {
+func (l *changeLog) underPrefix(k logKey) bool {
 	for p := range l.prefixes {
 		if p.covers(k) {
 			return true
@@ -176,43 +144,38 @@ func (l *changeLog) underPrefix(k RecordKey) bool {
 	return false
 }
 
-func (l *changeLog) put(scope RecordScope, class RecordClass, name string, value []byte) {
+func (l *changeLog) put(scope logScope, class storage.Class, name string, value []byte) {
 	if l == nil {
 		return
 	}
-	k := RecordKey{scope, class, name}
-	if old, ok := l.puts[k]; ok && class == KeyMaterial {
-		clear(old)
-	}
-	delete(l.dels, k)
-	l.puts[k] = append([]byte{}, value...)
+	l.own(scope, class, name, append([]byte{}, value...))
 }
 
 // own is put for a value the caller hands over, such as an envelope of
 // key material: the log keeps it instead of a copy, so that no second copy
 // of its secrets exists. Without a log, key material is cleared.
-func (l *changeLog) own(scope RecordScope, class RecordClass, name string, value []byte) {
+func (l *changeLog) own(scope logScope, class storage.Class, name string, value []byte) {
 	if l == nil {
-		if class == KeyMaterial {
+		if class == storage.KeyMaterial {
 			clear(value)
 		}
 		return
 	}
-	k := RecordKey{scope, class, name}
-	if old, ok := l.puts[k]; ok && class == KeyMaterial {
+	k := logKey{scope, class, name}
+	if old, ok := l.puts[k]; ok && class == storage.KeyMaterial {
 		clear(old)
 	}
 	delete(l.dels, k)
 	l.puts[k] = value
 }
 
-func (l *changeLog) del(scope RecordScope, class RecordClass, name string) {
+func (l *changeLog) del(scope logScope, class storage.Class, name string) {
 	if l == nil {
 		return
 	}
-	k := RecordKey{scope, class, name}
+	k := logKey{scope, class, name}
 	if old, ok := l.puts[k]; ok {
-		if class == KeyMaterial {
+		if class == storage.KeyMaterial {
 			clear(old)
 		}
 		delete(l.puts, k)
@@ -222,34 +185,33 @@ func (l *changeLog) del(scope RecordScope, class RecordClass, name string) {
 	}
 }
 
-// take returns the accumulated changes in a stable order and empties the
-// log.
-func (l *changeLog) take() Changes {
+// take returns the accumulated changes, in the scope of the group
+// groupID and sorted by storage.Key.Compare, and empties the log.
+func (l *changeLog) take(groupID []byte) Changes {
 	var c Changes
 	for k, v := range l.puts {
-		c.Puts = append(c.Puts, Record{Scope: k.Scope, Class: k.Class, Name: k.Name, Value: v})
+		c.Puts = append(c.Puts, storage.Record{Key: k.storageKey(groupID), Value: v})
 	}
 	for k := range l.dels {
-		c.Deletes = append(c.Deletes, k)
+		c.Deletes = append(c.Deletes, k.storageKey(groupID))
 	}
 	for k := range l.prefixes {
-		c.DeletePrefixes = append(c.DeletePrefixes, k)
+		sk := k.storageKey(groupID)
+		c.DeletePrefixes = append(c.DeletePrefixes, storage.KeyPrefix{Scope: sk.Scope, Class: sk.Class, Prefix: sk.Name})
 	}
-	slices.SortFunc(c.Puts, func(a, b Record) int { return compareKeys(a.Key(), b.Key()) })
-	slices.SortFunc(c.Deletes, compareKeys)
-	slices.SortFunc(c.DeletePrefixes, compareKeys)
-	l.puts = map[RecordKey][]byte{}
-	l.dels = map[RecordKey]struct{}{}
-	l.prefixes = map[RecordKey]struct{}{}
+	storage.SortRecords(c.Puts)
+	slices.SortFunc(c.Deletes, storage.Key.Compare)
+	slices.SortFunc(c.DeletePrefixes, func(a, b storage.KeyPrefix) int {
+		return cmp.Or(storage.Key{Scope: a.Scope, Class: a.Class}.Compare(storage.Key{Scope: b.Scope, Class: b.Class}), strings.Compare(a.Prefix, b.Prefix))
+	})
+	l.puts = map[logKey][]byte{}
+	l.dels = map[logKey]struct{}{}
+	l.prefixes = map[logKey]struct{}{}
 	return c
 }
 
 // discard clears and drops the accumulated changes.
 func (l *changeLog) discard() {
-	c := l.take()
+	c := l.take(nil)
 	c.Clear()
-}
-
-func compareKeys(a, b RecordKey) int {
-	return cmp.Or(cmp.Compare(a.Scope, b.Scope), cmp.Compare(a.Class, b.Class), strings.Compare(a.Name, b.Name))
 }

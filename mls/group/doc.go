@@ -75,8 +75,9 @@
 //
 // # Persistence and deletion
 //
-// The state is a set of records (Record): Public ones (the GroupContext,
-// the ratchet tree in chunks, transcript hashes, queued proposals) and
+// The state is a set of records (storage.Record, in the group's scope
+// but for key packages): Public ones (the GroupContext, the ratchet tree
+// in tiles, transcript hashes, queued proposals) and
 // KeyMaterial ones (epoch secrets, the secret tree's live node and ratchet
 // secrets, kept message keys, HPKE private keys, resumption PSKs, pending
 // Update keys). Records returns them all and Restore rebuilds a group

@@ -2,6 +2,7 @@ package group
 
 import (
 	"fmt"
+	"github.com/mlsengine/mlsengine/storage"
 	"math"
 
 	"github.com/mlsengine/mlsengine/mls/ciphersuite"
@@ -250,12 +251,12 @@ func (g *Group) installEpochSecrets(s *epochSecrets, senderData, resumption, enc
 	g.secrets = s
 	g.own = priv.Leaf()
 	g.setPriv(priv)
-	g.log.own(GroupScope, KeyMaterial, epochName(g.ctx.Epoch, "secrets"), g.secrets.marshal())
+	g.log.own(groupScope, storage.KeyMaterial, epochName(g.ctx.Epoch, "secrets"), g.secrets.marshal())
 	if err := g.startMessages(senderData, encryption); err != nil {
 		return err
 	}
 	g.addResumption(g.ctx.Epoch, resumption)
-	g.log.own(GroupScope, Public, "join-config", g.cfg.marshal())
+	g.log.own(groupScope, storage.Public, "join-config", g.cfg.marshal())
 	g.logFullTree()
 	g.logState()
 	return nil

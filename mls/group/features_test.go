@@ -3,6 +3,7 @@ package group_test
 import (
 	"bytes"
 	"errors"
+	"github.com/mlsengine/mlsengine/storage"
 	"slices"
 	"strconv"
 	"strings"
@@ -290,8 +291,8 @@ func TestLastResortKeyPackage(t *testing.T) {
 			t.Fatalf("join %d: %v", i, err)
 		}
 		ch := bg.TakeChanges()
-		deleted := slices.ContainsFunc(ch.Deletes, func(k group.RecordKey) bool {
-			return k.Scope == group.ClientScope && k.Class == group.KeyMaterial && strings.HasPrefix(k.Name, "key-package/")
+		deleted := slices.ContainsFunc(ch.Deletes, func(k storage.Key) bool {
+			return k.Scope.IsClient() && k.Class == storage.KeyMaterial && strings.HasPrefix(k.Name, "key-package/")
 		})
 		if deleted == kp.LastResort() {
 			t.Fatalf("join %d: key package deleted %v, last resort %v", i, deleted, kp.LastResort())
@@ -418,18 +419,18 @@ func TestForwardSecrecyDeletions(t *testing.T) {
 	b.g.TakeChanges()
 	store := map[string]bool{}
 	for _, r := range b.g.Records() {
-		if r.Class == group.KeyMaterial {
-			store[r.Name] = true
+		if r.Key.Class == storage.KeyMaterial {
+			store[r.Key.Name] = true
 		}
 	}
 	apply := func(ch group.Changes) {
 		for _, r := range ch.Puts {
-			if r.Class == group.KeyMaterial && r.Scope == group.GroupScope {
-				store[r.Name] = true
+			if r.Key.Class == storage.KeyMaterial && r.Key.Scope.IsGroup() {
+				store[r.Key.Name] = true
 			}
 		}
 		for name := range store {
-			if ch.Deleted(group.RecordKey{Scope: group.GroupScope, Class: group.KeyMaterial, Name: name}) {
+			if ch.Deleted(storage.Key{Scope: storage.GroupScope(a.g.GroupID()), Class: storage.KeyMaterial, Name: name}) {
 				delete(store, name)
 			}
 		}
@@ -490,8 +491,8 @@ func TestForwardSecrecyDeletions(t *testing.T) {
 	// The store holds exactly the live key material.
 	live := map[string]bool{}
 	for _, r := range b.g.Records() {
-		if r.Class == group.KeyMaterial {
-			live[r.Name] = true
+		if r.Key.Class == storage.KeyMaterial {
+			live[r.Key.Name] = true
 		}
 	}
 	for name := range store {

@@ -2,6 +2,7 @@ package group_test
 
 import (
 	"errors"
+	"github.com/mlsengine/mlsengine/storage"
 	"slices"
 	"testing"
 
@@ -61,7 +62,7 @@ func FuzzProcess(f *testing.F) {
 // ErrCorruptState.
 func FuzzRestore(f *testing.F) {
 	members := richMembers(f)
-	records := make([][]group.Record, len(members))
+	records := make([][]storage.Record, len(members))
 	for i, m := range members {
 		records[i] = m.g.Records()
 		for j, r := range records[i] {
@@ -77,7 +78,7 @@ func FuzzRestore(f *testing.F) {
 		recs[int(record)%len(recs)].Value = value
 		m := members[i]
 		if _, err := group.Restore(m.cfg, m.id.SigningKey, recs); err != nil && !errors.Is(err, group.ErrCorruptState) {
-			t.Fatalf("%s: %v", recs[int(record)%len(recs)].Name, err)
+			t.Fatalf("%s: %v", recs[int(record)%len(recs)].Key.Name, err)
 		}
 	})
 }

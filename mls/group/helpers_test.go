@@ -75,7 +75,7 @@ func (c *client) keyPackage(t testing.TB, suite ciphersuite.ID) *group.KeyPackag
 func fingerprint(g *group.Group) [32]byte {
 	h := sha256.New()
 	for _, r := range g.Records() {
-		fmt.Fprintf(h, "%d/%d/%s=", r.Scope, r.Class, r.Name)
+		fmt.Fprintf(h, "%v=", r.Key)
 		h.Write(r.Value)
 		h.Write([]byte{0})
 	}

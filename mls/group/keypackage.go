@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"github.com/mlsengine/mlsengine/mls/persist"
+	"github.com/mlsengine/mlsengine/storage"
 	"slices"
 
 	"github.com/mlsengine/mlsengine/mls/ciphersuite"
@@ -199,7 +200,7 @@ func (b *KeyPackageBundle) recordName() string { return "key-package/" + hex.Enc
 // keys in their RFC 9180 SerializePrivateKey form:
 //
 //	[keyPackageKeysVersion, bin init key, bin encryption key]
-func (b *KeyPackageBundle) Records() []Record {
+func (b *KeyPackageBundle) Records() []storage.Record {
 	ik, ek := b.InitKey.Bytes(), b.EncryptionKey.Bytes()
 	keys := persist.Envelope(func(e *persist.Encoder) {
 		e.Array(3)
@@ -209,9 +210,9 @@ func (b *KeyPackageBundle) Records() []Record {
 	})
 	ik.Clear()
 	ek.Clear()
-	return []Record{
-		{Scope: ClientScope, Class: Public, Name: b.recordName(), Value: b.KeyPackage.Bytes()},
-		{Scope: ClientScope, Class: KeyMaterial, Name: b.recordName(), Value: keys},
+	return []storage.Record{
+		{Key: storage.Key{Scope: storage.ClientScope(), Class: storage.Public, Name: b.recordName()}, Value: b.KeyPackage.Bytes()},
+		{Key: storage.Key{Scope: storage.ClientScope(), Class: storage.KeyMaterial, Name: b.recordName()}, Value: keys},
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"fmt"
 	"github.com/mlsengine/mlsengine/mls/persist"
+	"github.com/mlsengine/mlsengine/storage"
 	"math"
 	"math/bits"
 	"slices"
@@ -145,13 +146,13 @@ func (t *msgTree) keyName(l treemath.LeafIndex, rt int, gen uint32) string {
 
 func (t *msgTree) logSecret(name string, s []byte) {
 	if t.log != nil {
-		t.log.own(GroupScope, KeyMaterial, name, persist.ValueEnvelope(valueVersion, s))
+		t.log.own(groupScope, storage.KeyMaterial, name, persist.ValueEnvelope(valueVersion, s))
 	}
 }
 
 func (t *msgTree) logKept(name string, k *keptKey) {
 	if t.log != nil {
-		t.log.own(GroupScope, KeyMaterial, name, keptKeyValue(k))
+		t.log.own(groupScope, storage.KeyMaterial, name, keptKeyValue(k))
 	}
 }
 
@@ -166,7 +167,7 @@ func keptKeyValue(k *keptKey) []byte {
 
 func (t *msgTree) logDel(name string) {
 	if t.log != nil {
-		t.log.del(GroupScope, KeyMaterial, name)
+		t.log.del(groupScope, storage.KeyMaterial, name)
 	}
 }
 
@@ -504,7 +505,7 @@ func (t *msgTree) clear() {
 		return
 	}
 	for _, r := range t.records() {
-		t.logDel(r.Name)
+		t.logDel(r.Key.Name)
 		clear(r.Value)
 	}
 	for x, nd := range t.nodes {
@@ -524,13 +525,18 @@ func (t *msgTree) clear() {
 	t.suite = nil
 }
 
-// records returns every live secret of the tree as key-material records.
-// The values are new envelopes, owned by the caller.
-func (t *msgTree) records() []Record {
-	var out []Record
-	add := func(name string, v []byte) {
-		out = append(out, Record{Scope: GroupScope, Class: KeyMaterial, Name: name, Value: v})
-	}
+// records returns every live secret of the tree as key-material records
+// (in the scope of the empty group id), owned by the caller.
+func (t *msgTree) records() []storage.Record {
+	l := newChangeLog()
+	t.logAll(l)
+	return l.take(nil).Puts
+}
+
+// logAll logs every live secret of the tree as key-material records, in
+// new envelopes the log owns.
+func (t *msgTree) logAll(log *changeLog) {
+	add := func(name string, v []byte) { log.own(groupScope, storage.KeyMaterial, name, v) }
 	for x, nd := range t.nodes {
 		add(t.nodeName(x), persist.ValueEnvelope(valueVersion, nd.s.Bytes()))
 	}
@@ -542,13 +548,12 @@ func (t *msgTree) records() []Record {
 			}
 		}
 	}
-	slices.SortFunc(out, func(a, b Record) int { return strings.Compare(a.Name, b.Name) })
-	return out
 }
 
-// restoreMsgTree rebuilds a tree from the records records returned (names
-// relative to the epoch prefix are parsed; others are ignored).
-func restoreMsgTree(suite *ciphersuite.Suite, epoch uint64, leaves treemath.LeafCount, tol, maxFwd uint32, recs []Record, log *changeLog) (*msgTree, error) {
+// restoreMsgTree rebuilds a tree from the key-material records logAll
+// wrote (names relative to the epoch prefix are parsed; others are
+// ignored).
+func restoreMsgTree(suite *ciphersuite.Suite, epoch uint64, leaves treemath.LeafCount, tol, maxFwd uint32, recs []storage.Record, log *changeLog) (*msgTree, error) {
 	full, err := treemath.FullLeafCount(uint32(leaves))
 	if err != nil || leaves == 0 {
 		return nil, fmt.Errorf("%w: secret tree of %d leaves", ErrCorruptState, leaves)
@@ -575,7 +580,7 @@ func restoreMsgTree(suite *ciphersuite.Suite, epoch uint64, leaves treemath.Leaf
 	}
 	seen := map[[2]uint64]bool{}
 	for _, r := range recs {
-		rest, ok := strings.CutPrefix(r.Name, t.prefix())
+		rest, ok := strings.CutPrefix(r.Key.Name, t.prefix())
 		if !ok {
 			continue
 		}
@@ -587,11 +592,11 @@ func restoreMsgTree(suite *ciphersuite.Suite, epoch uint64, leaves treemath.Leaf
 		case parts[0] == "tree" && len(parts) == 2:
 			x, err := strconv.ParseUint(parts[1], 10, 32)
 			if err != nil {
-				return nil, bad(r.Name, err)
+				return nil, bad(r.Key.Name, err)
 			}
 			nd := &stNode{}
 			if nd.s, err = persist.OpenSecret(r.Value, valueVersion, nh); err != nil {
-				return nil, bad(r.Name, err)
+				return nil, bad(r.Key.Name, err)
 			}
 			if old := t.nodes[treemath.NodeIndex(x)]; old != nil {
 				old.s.Clear()
@@ -606,15 +611,15 @@ func restoreMsgTree(suite *ciphersuite.Suite, epoch uint64, leaves treemath.Leaf
 			case "a":
 				rt = ratchetApplication
 			default:
-				return nil, bad(r.Name, nil)
+				return nil, bad(r.Key.Name, nil)
 			}
 			if err1 != nil || err2 != nil || l >= uint64(leaves) || g > 1<<32 {
-				return nil, bad(r.Name, nil)
+				return nil, bad(r.Key.Name, nil)
 			}
 			rr := leaf(l).r[rt]
 			if parts[0] == "ratchet" {
 				if seen[[2]uint64{l, uint64(rt)}] {
-					return nil, bad(r.Name, nil)
+					return nil, bad(r.Key.Name, nil)
 				}
 				// An exhausted ratchet (generation 2^32) has no secret.
 				n := nh
@@ -623,23 +628,23 @@ func restoreMsgTree(suite *ciphersuite.Suite, epoch uint64, leaves treemath.Leaf
 				}
 				s, err := persist.OpenSecret(r.Value, valueVersion, n)
 				if err != nil {
-					return nil, bad(r.Name, err)
+					return nil, bad(r.Key.Name, err)
 				}
 				seen[[2]uint64{l, uint64(rt)}] = true
 				rr.s, rr.next = s, g
 				continue
 			}
 			if g >= 1<<32 {
-				return nil, bad(r.Name, nil)
+				return nil, bad(r.Key.Name, nil)
 			}
 			k, err := openKeptKey(r.Value, nk, nn)
 			if err != nil {
-				return nil, bad(r.Name, err)
+				return nil, bad(r.Key.Name, err)
 			}
 			k.gen = uint32(g)
 			rr.kept = append(rr.kept, k)
 		default:
-			return nil, bad(r.Name, nil)
+			return nil, bad(r.Key.Name, nil)
 		}
 	}
 	for l, lf := range t.leaves {

@@ -3,6 +3,7 @@ package group
 import (
 	"bytes"
 	"errors"
+	"github.com/mlsengine/mlsengine/storage"
 	"math/rand/v2"
 	"testing"
 
@@ -12,12 +13,12 @@ import (
 	"github.com/mlsengine/mlsengine/mls/treemath"
 )
 
-func recordsEqual(a, b []Record) bool {
+func recordsEqual(a, b []storage.Record) bool {
 	if len(a) != len(b) {
 		return false
 	}
 	for i := range a {
-		if a[i].Name != b[i].Name || !bytes.Equal(a[i].Value, b[i].Value) {
+		if a[i].Key != b[i].Key || !bytes.Equal(a[i].Value, b[i].Value) {
 			return false
 		}
 	}
@@ -104,16 +105,16 @@ func TestMsgTreeMatchesSecretTree(t *testing.T) {
 				}
 			}
 			// The change log must describe exactly the live records.
-			c := log.take()
+			c := log.take(nil)
 			live := map[string]bool{}
 			for _, p := range c.Puts {
-				live[p.Name] = true
+				live[p.Key.Name] = true
 			}
 			for _, r := range mt.records() {
-				if !live[r.Name] {
-					t.Fatalf("record %s never logged", r.Name)
+				if !live[r.Key.Name] {
+					t.Fatalf("record %s never logged", r.Key.Name)
 				}
-				delete(live, r.Name)
+				delete(live, r.Key.Name)
 			}
 			if len(live) != 0 {
 				t.Fatalf("logged records that died without deletion: %v", live)

@@ -5,6 +5,7 @@ import (
 	"cmp"
 	"fmt"
 	"github.com/mlsengine/mlsengine/mls/persist"
+	"github.com/mlsengine/mlsengine/storage"
 	"math"
 	"slices"
 	"strconv"
@@ -83,12 +84,12 @@ func (g *Group) retiredMembers(ck ratchettree.Checkpoint, leaves int) *pastMembe
 // logPast logs the public records of a retained past epoch m: its context
 // and its members.
 func (g *Group) logPast(m *msgEpoch) {
-	g.log.own(GroupScope, Public, pastName(m.epoch, "context"), m.ctx.Bytes())
+	g.log.own(groupScope, storage.Public, pastName(m.epoch, "context"), m.ctx.Bytes())
 	pm := m.members
 	if pm.full != nil {
 		for k := 0; k*pastChunk < len(pm.full); k++ {
 			keys := pm.full[k*pastChunk : min((k+1)*pastChunk, len(pm.full))]
-			g.log.own(GroupScope, Public, pastName(m.epoch, "members/"+strconv.Itoa(k)), pastMembersValue(keys))
+			g.log.own(groupScope, storage.Public, pastName(m.epoch, "members/"+strconv.Itoa(k)), pastMembersValue(keys))
 		}
 		return
 	}
@@ -99,7 +100,7 @@ func (g *Group) logPast(m *msgEpoch) {
 	slices.SortFunc(delta, func(a, b pastDelta) int { return cmp.Compare(a.leaf, b.leaf) })
 	for k := 0; k == 0 || k*pastChunk < len(delta); k++ {
 		part := delta[min(k*pastChunk, len(delta)):min((k+1)*pastChunk, len(delta))]
-		g.log.own(GroupScope, Public, pastName(m.epoch, "delta/"+strconv.Itoa(k)), pastDeltaValue(pm.leaves, part))
+		g.log.own(groupScope, storage.Public, pastName(m.epoch, "delta/"+strconv.Itoa(k)), pastDeltaValue(pm.leaves, part))
 	}
 }
 
@@ -189,7 +190,7 @@ func openPastMembers(v []byte) ([][]byte, error) {
 }
 
 func (g *Group) unlogPast(m *msgEpoch) {
-	g.log.delPrefix(GroupScope, Public, pastName(m.epoch, ""))
+	g.log.delPrefix(groupScope, storage.Public, pastName(m.epoch, ""))
 }
 
 // restorePastMembers reads the members of past epoch e.

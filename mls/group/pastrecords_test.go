@@ -2,6 +2,7 @@ package group_test
 
 import (
 	"errors"
+	"github.com/mlsengine/mlsengine/storage"
 	"testing"
 
 	"github.com/mlsengine/mlsengine/mls/group"
@@ -24,9 +25,9 @@ func TestPastMembers(t *testing.T) {
 		t.Helper()
 		st.apply(a.g)
 		st.mustMatch(t, a.g, when)
-		var recs []group.Record
+		var recs []storage.Record
 		for k, v := range st {
-			recs = append(recs, group.Record{Scope: k.Scope, Class: k.Class, Name: k.Name, Value: v})
+			recs = append(recs, storage.Record{Key: k, Value: v})
 		}
 		g, err := group.Restore(a.cfg, a.id.SigningKey, recs)
 		if err != nil {

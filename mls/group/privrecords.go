@@ -5,6 +5,7 @@ import (
 	"cmp"
 	"fmt"
 	"github.com/mlsengine/mlsengine/mls/persist"
+	"github.com/mlsengine/mlsengine/storage"
 	"slices"
 	"strconv"
 	"strings"
@@ -112,12 +113,12 @@ func (g *Group) privState() (*treekem.PrivateState, error) {
 func (g *Group) logPrivRecords() {
 	if g.stored != nil {
 		for name, kb := range g.stored.keys {
-			g.log.own(GroupScope, KeyMaterial, name, persist.ValueEnvelope(valueVersion, kb.Bytes()))
+			g.log.own(groupScope, storage.KeyMaterial, name, persist.ValueEnvelope(valueVersion, kb.Bytes()))
 		}
 		return
 	}
 	for name, v := range privRecords(g.suite, g.priv) {
-		g.log.own(GroupScope, KeyMaterial, name, v)
+		g.log.own(groupScope, storage.KeyMaterial, name, v)
 	}
 }
 
@@ -135,13 +136,13 @@ func (g *Group) setPriv(ps *treekem.PrivateState) {
 	nw := privRecords(g.suite, ps)
 	for name, v := range old {
 		if _, ok := nw[name]; !ok {
-			g.log.del(GroupScope, KeyMaterial, name)
+			g.log.del(groupScope, storage.KeyMaterial, name)
 		}
 		clear(v)
 	}
 	for name, v := range nw {
 		if _, ok := old[name]; !ok {
-			g.log.own(GroupScope, KeyMaterial, name, v)
+			g.log.own(groupScope, storage.KeyMaterial, name, v)
 		} else {
 			clear(v)
 		}

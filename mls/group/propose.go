@@ -2,6 +2,7 @@ package group
 
 import (
 	"fmt"
+	"github.com/mlsengine/mlsengine/storage"
 	"io"
 	"slices"
 
@@ -47,18 +48,18 @@ func (g *Group) enqueue(qp *queuedProposal) {
 	}
 	q.byRef[string(qp.ref)] = qp
 	q.list = append(q.list, qp)
-	g.log.own(GroupScope, Public, "proposal/"+refName(qp.ref), queuedValue(len(q.list)-1, qp.ac.Bytes()))
+	g.log.own(groupScope, storage.Public, "proposal/"+refName(qp.ref), queuedValue(len(q.list)-1, qp.ac.Bytes()))
 }
 
 // dropQueue empties the queue and deletes the pending Update keys (§9.2:
 // proposals and their keys do not outlive the epoch).
 func (g *Group) dropQueue() {
 	for _, qp := range g.queue.list {
-		g.log.del(GroupScope, Public, "proposal/"+refName(qp.ref))
+		g.log.del(groupScope, storage.Public, "proposal/"+refName(qp.ref))
 	}
 	g.queue = proposalQueue{}
 	for name := range g.updates {
-		g.log.del(GroupScope, KeyMaterial, "pending-update/"+name)
+		g.log.del(groupScope, storage.KeyMaterial, "pending-update/"+name)
 	}
 	g.updates = nil
 }

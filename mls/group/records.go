@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"github.com/mlsengine/mlsengine/mls/persist"
+	"github.com/mlsengine/mlsengine/storage"
 	"math"
 	"slices"
 	"strconv"
@@ -19,11 +20,11 @@ import (
 	"github.com/mlsengine/mlsengine/mls/wire"
 )
 
-// The persisted form of a group. Every record is in GroupScope unless
-// noted. A value is either an MLS structure in its RFC 9420 encoding (v
-// "-" below) or an envelope of this package: a MessagePack array whose
-// element 0 is the layout version v, followed by the fields listed
-// (envelope.go). "bin" is a MessagePack bin, "?" marks a field that is nil
+// The persisted form of a group, in storage's records. Every record is in
+// the group's scope unless noted. A value is either an MLS structure in its
+// RFC 9420 encoding (v "-" below) or an envelope of package persist: a
+// MessagePack array whose element 0 is the layout version v, followed by
+// the fields listed. "bin" is a MessagePack bin, "?" marks a field that is nil
 // when absent. MLS structures inside envelopes are bins holding their RFC
 // 9420 encoding, so that the bytes a signature or hash reference covers
 // (§5.2, §6.1) are the bytes stored. Decoders accept only the version v.
@@ -128,38 +129,36 @@ func pastName(e uint64, what string) string {
 // them. A storage layer applies them as one atomic unit after each
 // operation. The caller owns the values and clears the key material once
 // stored (Changes.Clear).
-func (g *Group) TakeChanges() Changes { return g.log.take() }
+func (g *Group) TakeChanges() Changes { return g.log.take(g.ctx.GroupID) }
 
-// Records returns the group's whole persisted state. Restore rebuilds
-// the group from it. The caller owns the values and clears the key
-// material once stored.
-func (g *Group) Records() []Record {
+// Records returns the group's whole persisted state, sorted by
+// storage.Key.Compare. Restore rebuilds the group from it. The caller owns
+// the values and clears the key material once stored.
+func (g *Group) Records() []storage.Record {
 	saved := g.log
 	g.log = newChangeLog()
 	defer func() { g.log = saved }()
-	g.log.own(GroupScope, Public, "join-config", g.cfg.marshal())
+	g.log.own(groupScope, storage.Public, "join-config", g.cfg.marshal())
 	g.logState()
 	if g.storedCS != 0 {
 		w := g.tree.Width()
 		cs := treeChunk(w)
 		for k := uint32(0); uint64(k)*uint64(cs) < uint64(w); k++ {
-			g.log.own(GroupScope, Public, treeChunkName(cs, k), g.treeChunkValue(cs, k))
+			g.log.own(groupScope, storage.Public, treeChunkName(cs, k), g.treeChunkValue(cs, k))
 		}
-		g.log.own(GroupScope, Public, "tree/size", chunkSizeValue(uint32(g.tree.LeafCount()), cs))
+		g.log.own(groupScope, storage.Public, "tree/size", chunkSizeValue(uint32(g.tree.LeafCount()), cs))
 	} else {
 		g.logAllTiles()
 	}
 	if g.secrets != nil {
-		g.log.own(GroupScope, KeyMaterial, epochName(g.ctx.Epoch, "secrets"), g.secrets.marshal())
+		g.log.own(groupScope, storage.KeyMaterial, epochName(g.ctx.Epoch, "secrets"), g.secrets.marshal())
 	}
 	for _, m := range append(slices.Clone(g.past), g.cur) {
 		if m == nil {
 			continue
 		}
 		g.logSenderData(m.epoch, m.senderData)
-		for _, r := range m.tree.records() {
-			g.log.own(r.Scope, r.Class, r.Name, r.Value)
-		}
+		m.tree.logAll(g.log)
 		if m.ctx != nil {
 			g.logPast(m)
 		}
@@ -169,7 +168,7 @@ func (g *Group) Records() []Record {
 	}
 	g.logPrivRecords()
 	for i, q := range g.queue.list {
-		g.log.own(GroupScope, Public, "proposal/"+refName(q.ref), queuedValue(i, q.ac.Bytes()))
+		g.log.own(groupScope, storage.Public, "proposal/"+refName(q.ref), queuedValue(i, q.ac.Bytes()))
 	}
 	for name, k := range g.updates {
 		g.logUpdateKey(name, k)
@@ -177,7 +176,7 @@ func (g *Group) Records() []Record {
 	if g.pending != nil {
 		g.logPending()
 	}
-	return g.log.take().Puts
+	return g.log.take(g.ctx.GroupID).Puts
 }
 
 // queuedValue is the proposal/<ref> record of the proposal at position
@@ -207,18 +206,18 @@ func openQueued(v []byte) (seq uint32, ac []byte, err error) {
 
 // logSenderData logs the sender_data_secret of epoch e.
 func (g *Group) logSenderData(e uint64, s secret.Secret) {
-	g.log.own(GroupScope, KeyMaterial, epochName(e, "sender-data"), persist.ValueEnvelope(valueVersion, s.Bytes()))
+	g.log.own(groupScope, storage.KeyMaterial, epochName(e, "sender-data"), persist.ValueEnvelope(valueVersion, s.Bytes()))
 }
 
 // logResumption logs the resumption_psk of epoch e.
 func (g *Group) logResumption(e uint64, psk secret.Secret) {
-	g.log.own(GroupScope, KeyMaterial, resumptionName(e), persist.ValueEnvelope(valueVersion, psk.Bytes()))
+	g.log.own(groupScope, storage.KeyMaterial, resumptionName(e), persist.ValueEnvelope(valueVersion, psk.Bytes()))
 }
 
 // logUpdateKey logs the leaf private key of the own Update proposal name.
 func (g *Group) logUpdateKey(name string, k *ciphersuite.HPKEPrivateKey) {
 	kb := k.Bytes()
-	g.log.own(GroupScope, KeyMaterial, "pending-update/"+name, persist.ValueEnvelope(valueVersion, kb.Bytes()))
+	g.log.own(groupScope, storage.KeyMaterial, "pending-update/"+name, persist.ValueEnvelope(valueVersion, kb.Bytes()))
 	kb.Clear()
 }
 
@@ -232,10 +231,10 @@ func (g *Group) logState() {
 			panic("group: internal error: encoding the committed ReInit: " + err.Error())
 		}
 	}
-	g.log.own(GroupScope, Public, "state", stateValue(g.status, g.own, reinit))
-	g.log.own(GroupScope, Public, "context", g.ctx.Bytes())
-	g.log.own(GroupScope, Public, "transcript/interim", persist.ValueEnvelope(valueVersion, g.interim))
-	g.log.own(GroupScope, Public, "confirmation-tag", persist.ValueEnvelope(valueVersion, g.confTag))
+	g.log.own(groupScope, storage.Public, "state", stateValue(g.status, g.own, reinit))
+	g.log.own(groupScope, storage.Public, "context", g.ctx.Bytes())
+	g.log.own(groupScope, storage.Public, "transcript/interim", persist.ValueEnvelope(valueVersion, g.interim))
+	g.log.own(groupScope, storage.Public, "confirmation-tag", persist.ValueEnvelope(valueVersion, g.confTag))
 }
 
 // stateValue is the state record, with the encoding of the committed
@@ -307,14 +306,14 @@ func (g *Group) treeChunkValue(cs, k uint32) []byte {
 // the previous chunk size.
 func (g *Group) logFullChunks() {
 	for k := uint32(0); g.storedCS > 0 && uint64(k)*uint64(g.storedCS) < uint64(g.storedWidth); k++ {
-		g.log.del(GroupScope, Public, treeChunkName(g.storedCS, k))
+		g.log.del(groupScope, storage.Public, treeChunkName(g.storedCS, k))
 	}
 	w := g.tree.Width()
 	cs := treeChunk(w)
 	for k := uint32(0); uint64(k)*uint64(cs) < uint64(w); k++ {
-		g.log.own(GroupScope, Public, treeChunkName(cs, k), g.treeChunkValue(cs, k))
+		g.log.own(groupScope, storage.Public, treeChunkName(cs, k), g.treeChunkValue(cs, k))
 	}
-	g.log.own(GroupScope, Public, "tree/size", chunkSizeValue(uint32(g.tree.LeafCount()), cs))
+	g.log.own(groupScope, storage.Public, "tree/size", chunkSizeValue(uint32(g.tree.LeafCount()), cs))
 	g.storedCS, g.storedWidth = cs, w
 	g.tree.ResetChanged()
 }
@@ -334,15 +333,15 @@ func (g *Group) logChunkChanges() {
 	}
 	for k := range chunks {
 		if uint64(k)*uint64(cs) < uint64(w) {
-			g.log.own(GroupScope, Public, treeChunkName(cs, k), g.treeChunkValue(cs, k))
+			g.log.own(groupScope, storage.Public, treeChunkName(cs, k), g.treeChunkValue(cs, k))
 		}
 	}
 	for k := uint32(0); uint64(k)*uint64(cs) < uint64(g.storedWidth); k++ {
 		if uint64(k)*uint64(cs) >= uint64(w) {
-			g.log.del(GroupScope, Public, treeChunkName(cs, k))
+			g.log.del(groupScope, storage.Public, treeChunkName(cs, k))
 		}
 	}
-	g.log.own(GroupScope, Public, "tree/size", chunkSizeValue(uint32(g.tree.LeafCount()), cs))
+	g.log.own(groupScope, storage.Public, "tree/size", chunkSizeValue(uint32(g.tree.LeafCount()), cs))
 	g.storedWidth = w
 	g.tree.ResetChanged()
 }
@@ -375,9 +374,9 @@ func privRecords(suite *ciphersuite.Suite, ps *treekem.PrivateState) map[string]
 func (g *Group) logPending() {
 	pc := g.pending
 	for k, part := range pendingParts(pc.ac.Bytes()) {
-		g.log.put(GroupScope, Public, pendingPartName(k), part)
+		g.log.put(groupScope, storage.Public, pendingPartName(k), part)
 	}
-	g.log.own(GroupScope, KeyMaterial, "pending-commit/secrets", pendingSecretsValue(pc.commitSecret, pc.staged.priv))
+	g.log.own(groupScope, storage.KeyMaterial, "pending-commit/secrets", pendingSecretsValue(pc.commitSecret, pc.staged.priv))
 }
 
 // pendingSecretsValue is the pending-commit/secrets record:
@@ -498,9 +497,9 @@ func pendingPartName(k int) string {
 // unlogPending deletes the records of pc, the pending commit that was.
 func (g *Group) unlogPending(pc *pendingCommit) {
 	for k := range pendingParts(pc.ac.Bytes()) {
-		g.log.del(GroupScope, Public, pendingPartName(k))
+		g.log.del(groupScope, storage.Public, pendingPartName(k))
 	}
-	g.log.del(GroupScope, KeyMaterial, "pending-commit/secrets")
+	g.log.del(groupScope, storage.KeyMaterial, "pending-commit/secrets")
 }
 
 // Restore rebuilds a group from its records (Records, or the records a
@@ -510,19 +509,19 @@ func (g *Group) unlogPending(pc *pendingCommit) {
 // consistency (tree hash, private keys against the tree). The group keeps
 // the values of the public tree records (its leaves are slices of them):
 // the caller must not modify them afterwards.
-func Restore(cfg *Config, signer *ciphersuite.SigningKey, records []Record) (*Group, error) {
+func Restore(cfg *Config, signer *ciphersuite.SigningKey, records []storage.Record) (*Group, error) {
 	if cfg == nil {
 		cfg = &Config{}
 	}
 	rs := &restorer{pub: map[string][]byte{}, key: map[string][]byte{}}
 	for _, r := range records {
-		if r.Scope != GroupScope {
+		if !r.Key.Scope.IsGroup() {
 			continue
 		}
-		if r.Class == Public {
-			rs.pub[r.Name] = r.Value
+		if r.Key.Class == storage.Public {
+			rs.pub[r.Key.Name] = r.Value
 		} else {
-			rs.key[r.Name] = r.Value
+			rs.key[r.Key.Name] = r.Value
 			rs.keyRecords = append(rs.keyRecords, r)
 		}
 	}
@@ -535,7 +534,7 @@ func Restore(cfg *Config, signer *ciphersuite.SigningKey, records []Record) (*Gr
 
 type restorer struct {
 	pub, key   map[string][]byte
-	keyRecords []Record
+	keyRecords []storage.Record
 }
 
 func (rs *restorer) need(m map[string][]byte, name string) ([]byte, error) {

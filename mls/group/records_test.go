@@ -3,6 +3,7 @@ package group_test
 import (
 	"errors"
 	"fmt"
+	"github.com/mlsengine/mlsengine/storage"
 	"regexp"
 	"slices"
 	"testing"
@@ -148,7 +149,7 @@ func TestRecordEncodings(t *testing.T) {
 	for _, m := range members {
 		recs := m.g.Records()
 		for _, r := range recs {
-			kind, n, version := recordVersion(t, r.Name)
+			kind, n, version := recordVersion(t, r.Key.Name)
 			seen[kind] = true
 			var err error
 			switch kind {
@@ -169,7 +170,7 @@ func TestRecordEncodings(t *testing.T) {
 				}
 			}
 			if err != nil {
-				t.Errorf("%s: record %s: %v", m.name, r.Name, err)
+				t.Errorf("%s: record %s: %v", m.name, r.Key.Name, err)
 			}
 		}
 		g, err := group.Restore(m.cfg, m.id.SigningKey, recs)
@@ -223,14 +224,14 @@ func TestRestoreRejectsCorruptEnvelopes(t *testing.T) {
 	for _, m := range richMembers(t) {
 		recs := m.g.Records()
 		for i, r := range recs {
-			if _, n := recordKind(t, r.Name); n == 0 {
+			if _, n := recordKind(t, r.Key.Name); n == 0 {
 				continue
 			}
 			for what, v := range corruptions(r.Value) {
 				broken := slices.Clone(recs)
 				broken[i].Value = v
 				if _, err := group.Restore(m.cfg, m.id.SigningKey, broken); !errors.Is(err, group.ErrCorruptState) {
-					t.Errorf("%s: %s %s: %v", m.name, r.Name, what, err)
+					t.Errorf("%s: %s %s: %v", m.name, r.Key.Name, what, err)
 				}
 			}
 		}
@@ -254,18 +255,18 @@ func TestRestoreRejectsCorruptEnvelopes(t *testing.T) {
 // Update and pending commits, and compares them with the members.
 func TestRestoreFromChanges(t *testing.T) {
 	tr := newTrio(t, false)
-	stores := map[*client]map[group.RecordKey][]byte{}
+	stores := map[*client]map[storage.Key][]byte{}
 	for _, c := range tr.all {
-		st := map[group.RecordKey][]byte{}
+		st := map[storage.Key][]byte{}
 		for _, r := range c.g.Records() {
-			st[r.Key()] = r.Value
+			st[r.Key] = r.Value
 		}
 		stores[c] = st
 	}
 	apply := func(c *client) {
 		ch := c.g.TakeChanges()
 		for _, r := range ch.Puts {
-			stores[c][r.Key()] = r.Value
+			stores[c][r.Key] = r.Value
 		}
 		for k := range stores[c] {
 			if ch.Deleted(k) {
@@ -276,9 +277,9 @@ func TestRestoreFromChanges(t *testing.T) {
 	check := func(c *client) {
 		t.Helper()
 		apply(c)
-		var recs []group.Record
+		var recs []storage.Record
 		for k, v := range stores[c] {
-			recs = append(recs, group.Record{Scope: k.Scope, Class: k.Class, Name: k.Name, Value: v})
+			recs = append(recs, storage.Record{Key: k, Value: v})
 		}
 		g, err := group.Restore(c.cfg, c.id.SigningKey, recs)
 		if err != nil {
@@ -330,7 +331,7 @@ func TestRestoreDefersPrivateKeys(t *testing.T) {
 	recs := a.g.Records()
 	var hpke []int
 	for i, r := range recs {
-		if regexp.MustCompile(`^hpke/`).MatchString(r.Name) {
+		if regexp.MustCompile(`^hpke/`).MatchString(r.Key.Name) {
 			hpke = append(hpke, i)
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"github.com/mlsengine/mlsengine/storage"
 	"slices"
 
 	"github.com/mlsengine/mlsengine/mls/secret"
@@ -203,7 +204,7 @@ func (g *Group) advance(sc *StagedCommit) error {
 	if g.secrets != nil {
 		g.secrets.clear()
 		g.secrets = nil
-		g.log.del(GroupScope, KeyMaterial, epochName(sc.baseEpoch, "secrets"))
+		g.log.del(groupScope, storage.KeyMaterial, epochName(sc.baseEpoch, "secrets"))
 	}
 
 	// Public state of the new epoch.
@@ -222,7 +223,7 @@ func (g *Group) advance(sc *StagedCommit) error {
 	g.own = sc.priv.Leaf()
 	g.setPriv(sc.priv)
 	g.secrets = sc.secrets
-	g.log.own(GroupScope, KeyMaterial, epochName(g.ctx.Epoch, "secrets"), g.secrets.marshal())
+	g.log.own(groupScope, storage.KeyMaterial, epochName(g.ctx.Epoch, "secrets"), g.secrets.marshal())
 	if err := g.startMessages(sc.senderData, sc.encryption); err != nil {
 		return err
 	}
@@ -305,7 +306,7 @@ func (g *Group) retireCurrent(members *pastMembers) {
 // under its prefix at once, however many senders left ratchets and kept
 // keys in it.
 func (g *Group) dropMessages(m *msgEpoch) {
-	g.log.delPrefix(GroupScope, KeyMaterial, epochName(m.epoch, ""))
+	g.log.delPrefix(groupScope, storage.KeyMaterial, epochName(m.epoch, ""))
 	if m.tree != nil {
 		m.tree.log = nil // the prefix covers every record of the tree
 		m.tree.clear()
@@ -320,7 +321,7 @@ func (g *Group) addResumption(epoch uint64, psk secret.Secret) {
 	g.logResumption(epoch, psk)
 	for len(g.resumption) > max(g.cfg.NumberOfResumptionPSKs, 0)+1 {
 		g.resumption[0].psk.Clear()
-		g.log.del(GroupScope, KeyMaterial, resumptionName(g.resumption[0].epoch))
+		g.log.del(groupScope, storage.KeyMaterial, resumptionName(g.resumption[0].epoch))
 		g.resumption = slices.Delete(g.resumption, 0, 1)
 	}
 }

@@ -3,6 +3,7 @@ package group
 import (
 	"fmt"
 	"github.com/mlsengine/mlsengine/mls/persist"
+	"github.com/mlsengine/mlsengine/storage"
 	"math"
 	"math/bits"
 	"strconv"
@@ -147,7 +148,7 @@ func (g *Group) logAllTiles() {
 			g.logTile(uint32(r), func(uint32) bool { return true })
 		}
 	}
-	g.log.own(GroupScope, Public, "tree/size", treeSizeValue(uint32(g.tree.LeafCount())))
+	g.log.own(groupScope, storage.Public, "tree/size", treeSizeValue(uint32(g.tree.LeafCount())))
 	g.storedWidth = g.tree.Width()
 }
 
@@ -199,7 +200,7 @@ func (g *Group) logTreeChanges() {
 		g.logTile(r, func(x uint32) bool { return changed[x] })
 	}
 	if g.storedWidth != w {
-		g.log.own(GroupScope, Public, "tree/size", treeSizeValue(uint32(g.tree.LeafCount())))
+		g.log.own(groupScope, storage.Public, "tree/size", treeSizeValue(uint32(g.tree.LeafCount())))
 		g.storedWidth = w
 	}
 	g.tree.ResetChanged()
@@ -234,7 +235,7 @@ func (g *Group) logTile(r uint32, changed func(x uint32) bool) {
 		if len(enc) > tileInline {
 			nodes.Uint8(tileExternal)
 			if changed(x) || !g.extNodes[x] {
-				g.log.put(GroupScope, Public, externalName(x), enc)
+				g.log.put(groupScope, storage.Public, externalName(x), enc)
 				if g.extNodes == nil {
 					g.extNodes = map[uint32]bool{}
 				}
@@ -252,16 +253,16 @@ func (g *Group) logTile(r uint32, changed func(x uint32) bool) {
 		}
 	}
 	if !needed {
-		g.log.del(GroupScope, Public, tileName(r))
+		g.log.del(groupScope, storage.Public, tileName(r))
 		return
 	}
-	g.log.own(GroupScope, Public, tileName(r), tileValue(hashes, nodes.Bytes()))
+	g.log.own(groupScope, storage.Public, tileName(r), tileValue(hashes, nodes.Bytes()))
 }
 
 // unlogExternal deletes node x's own record, if it has one.
 func (g *Group) unlogExternal(x uint32) {
 	if g.extNodes[x] {
-		g.log.del(GroupScope, Public, externalName(x))
+		g.log.del(groupScope, storage.Public, externalName(x))
 		delete(g.extNodes, x)
 	}
 }

@@ -2,6 +2,7 @@ package group_test
 
 import (
 	"bytes"
+	"github.com/mlsengine/mlsengine/storage"
 	"strings"
 	"testing"
 
@@ -12,12 +13,12 @@ import (
 
 // recordStore keeps a group's records the way a storage layer does: the
 // whole state once, then every TakeChanges applied on top.
-type recordStore map[group.RecordKey][]byte
+type recordStore map[storage.Key][]byte
 
 func newRecordStore(g *group.Group) recordStore {
 	st := recordStore{}
 	for _, r := range g.Records() {
-		st[r.Key()] = r.Value
+		st[r.Key] = r.Value
 	}
 	return st
 }
@@ -26,7 +27,7 @@ func newRecordStore(g *group.Group) recordStore {
 func (st recordStore) apply(g *group.Group) group.Changes {
 	ch := g.TakeChanges()
 	for _, r := range ch.Puts {
-		st[r.Key()] = r.Value
+		st[r.Key] = r.Value
 	}
 	for k := range st {
 		if ch.Deleted(k) {
@@ -42,11 +43,11 @@ func (st recordStore) mustMatch(t *testing.T, g *group.Group, when string) {
 	t.Helper()
 	recs := g.Records()
 	if len(recs) != len(st) {
-		have := map[group.RecordKey]bool{}
+		have := map[storage.Key]bool{}
 		for _, r := range recs {
-			have[r.Key()] = true
-			if _, ok := st[r.Key()]; !ok {
-				t.Errorf("%s: %s missing from the store", when, r.Name)
+			have[r.Key] = true
+			if _, ok := st[r.Key]; !ok {
+				t.Errorf("%s: %s missing from the store", when, r.Key.Name)
 			}
 		}
 		for k := range st {
@@ -57,8 +58,8 @@ func (st recordStore) mustMatch(t *testing.T, g *group.Group, when string) {
 		t.Fatalf("%s: %d records stored, the state has %d", when, len(st), len(recs))
 	}
 	for _, r := range recs {
-		if v, ok := st[r.Key()]; !ok || !bytes.Equal(v, r.Value) {
-			t.Fatalf("%s: stored %s differs from the state's", when, r.Name)
+		if v, ok := st[r.Key]; !ok || !bytes.Equal(v, r.Value) {
+			t.Fatalf("%s: stored %s differs from the state's", when, r.Key.Name)
 		}
 	}
 }
@@ -83,9 +84,9 @@ func TestTreeTiles(t *testing.T) {
 		}
 		ch := st.apply(alice.g)
 		st.mustMatch(t, alice.g, when)
-		var recs []group.Record
+		var recs []storage.Record
 		for k, v := range st {
-			recs = append(recs, group.Record{Scope: k.Scope, Class: k.Class, Name: k.Name, Value: v})
+			recs = append(recs, storage.Record{Key: k, Value: v})
 		}
 		g, err := group.Restore(alice.cfg, alice.id.SigningKey, recs)
 		if err != nil {
@@ -142,9 +143,9 @@ func TestTreeTiles(t *testing.T) {
 	ch := commit("self-update", &group.CommitOptions{ForcePath: true})
 	tiles := 0
 	for _, r := range ch.Puts {
-		if strings.HasPrefix(r.Name, "tree/") {
-			if !strings.HasPrefix(r.Name, "tree/t/") {
-				t.Errorf("the self-update wrote %s", r.Name)
+		if strings.HasPrefix(r.Key.Name, "tree/") {
+			if !strings.HasPrefix(r.Key.Name, "tree/t/") {
+				t.Errorf("the self-update wrote %s", r.Key.Name)
 			}
 			tiles++
 		}

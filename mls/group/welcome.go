@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"github.com/mlsengine/mlsengine/storage"
 	"runtime"
 	"slices"
 	"sync"
@@ -268,8 +269,8 @@ func Join(cfg *Config, w *wire.Welcome, kpb *KeyPackageBundle, opts *JoinOptions
 
 	// §10, draft-ietf-mls-extensions last_resort: a used key package dies.
 	if !kpb.LastResort() {
-		g.log.del(ClientScope, Public, kpb.recordName())
-		g.log.del(ClientScope, KeyMaterial, kpb.recordName())
+		g.log.del(clientScope, storage.Public, kpb.recordName())
+		g.log.del(clientScope, storage.KeyMaterial, kpb.recordName())
 		kpb.InitKey = nil
 	}
 	return g, nil
