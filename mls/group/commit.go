@@ -156,7 +156,7 @@ func (g *Group) commit(opts *CommitOptions, vo validateOptions) (*CommitResult, 
 	if err != nil {
 		return nil, err
 	}
-	init, err := g.secrets.nextInit()
+	init, err := g.secrets.NextInitSecret()
 	if err != nil {
 		return nil, err
 	}

@@ -3,6 +3,7 @@ package group
 import (
 	"bytes"
 	"errors"
+	"github.com/mlsengine/mlsengine/mls/keyschedule"
 	"github.com/mlsengine/mlsengine/mls/persist"
 	"math"
 	"reflect"
@@ -100,12 +101,12 @@ func envelopeCodecs(suite *ciphersuite.Suite) map[string]func([]byte) ([]byte, e
 			return persist.ValueEnvelope(valueVersion, s.Bytes()), nil
 		},
 		"epoch secrets": func(b []byte) ([]byte, error) {
-			s, err := unmarshalEpochSecrets(suite, b)
+			s, err := openEpochRecord(suite, b)
 			if err != nil {
 				return nil, err
 			}
-			defer s.clear()
-			return s.marshal(), nil
+			defer s.Clear()
+			return epochRecord(s), nil
 		},
 		"kept key": func(b []byte) ([]byte, error) {
 			k, err := openKeptKey(b, nk, nn)
@@ -130,9 +131,13 @@ func envelopeSeeds(t testing.TB, suite *ciphersuite.Suite) [][]byte {
 	nh := suite.HashLen()
 	cfg := &Config{MaxPastEpochs: 3, NumberOfResumptionPSKs: 300, OutOfOrderTolerance: -1, MaxForwardDistance: 70000,
 		PaddingBlock: 32, EncryptHandshake: true, KeyPackageLifetime: -time.Hour, MaxLeafLifetime: math.MaxInt64}
-	es := &epochSecrets{suite: suite}
-	for i, p := range es.all() {
-		*p = secret.New(seq(nh, byte(i)))
+	stored := make([]secret.Secret, keyschedule.StoredSecrets)
+	for i := range stored {
+		stored[i] = secret.New(seq(nh, byte(i)))
+	}
+	es, err := keyschedule.RestoreEpoch(suite, stored)
+	if err != nil {
+		t.Fatal(err)
 	}
 	k1, err := suite.GenerateKeyPair(bytes.NewReader(seq(64, 0x11)))
 	if err != nil {
@@ -162,7 +167,7 @@ func envelopeSeeds(t testing.TB, suite *ciphersuite.Suite) [][]byte {
 		pastDeltaValue(1, nil),
 		persist.ValueEnvelope(valueVersion, seq(nh, 3)),
 		persist.ValueEnvelope(valueVersion, nil),
-		es.marshal(),
+		epochRecord(es),
 		keptKeyValue(&keptKey{key: secret.New(seq(suite.KeyLen(), 4)), nonce: secret.New(seq(suite.NonceLen(), 5))}),
 		persist.ValueEnvelope(valueVersion, k1b.Bytes()),
 	}

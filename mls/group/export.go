@@ -14,7 +14,10 @@ func (g *Group) ExportSecret(label string, context []byte, length int) (secret.S
 	if g.secrets == nil {
 		return secret.Secret{}, ErrInactive
 	}
-	return g.secrets.export(label, context, length)
+	if length < 0 || length > 0xffff {
+		return secret.Secret{}, fmt.Errorf("%w: exporter length %d", ErrInvalidArgument, length)
+	}
+	return g.secrets.Export(label, context, length)
 }
 
 // Protect encrypts application data as a PrivateMessage of the current

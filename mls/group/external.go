@@ -37,7 +37,7 @@ func (g *Group) GroupInfo(opts *GroupInfoOptions) (*wire.MLSMessage, error) {
 	}
 	var pub []byte
 	if !opts.NoExternalPub {
-		k, err := g.secrets.externalKeyPair()
+		k, err := g.secrets.ExternalKeyPair()
 		if err != nil {
 			return nil, err
 		}
@@ -247,11 +247,11 @@ func JoinExternal(cfg *Config, gi *wire.GroupInfo, id *Identity, opts *ExternalJ
 
 // installEpochSecrets is installEpoch for secrets already taken from the
 // key schedule.
-func (g *Group) installEpochSecrets(s *epochSecrets, senderData, resumption, encryption secret.Secret, priv *treekem.PrivateState) error {
+func (g *Group) installEpochSecrets(s *keyschedule.Epoch, senderData, resumption, encryption secret.Secret, priv *treekem.PrivateState) error {
 	g.secrets = s
 	g.own = priv.Leaf()
 	g.setPriv(priv)
-	g.log.own(groupScope, storage.KeyMaterial, epochName(g.ctx.Epoch, "secrets"), g.secrets.marshal())
+	g.log.own(groupScope, storage.KeyMaterial, epochName(g.ctx.Epoch, "secrets"), epochRecord(g.secrets))
 	if err := g.startMessages(senderData, encryption); err != nil {
 		return err
 	}

@@ -3,6 +3,7 @@ package group
 import (
 	"encoding/hex"
 	"fmt"
+	"github.com/mlsengine/mlsengine/mls/keyschedule"
 	"slices"
 	"strconv"
 
@@ -67,7 +68,7 @@ type Group struct {
 	// Key material.
 	priv       *treekem.PrivateState // HPKE keys of the own leaf and direct path
 	stored     *storedPriv           // priv as restored, until privState decodes it
-	secrets    *epochSecrets         // nil once removed or ended
+	secrets    *keyschedule.Epoch    // nil once removed or ended
 	cur        *msgEpoch             // message secrets of the current epoch
 	past       []*msgEpoch           // retained past epochs, oldest first
 	resumption []resumptionPSK       // ascending epochs, the current one last
@@ -133,7 +134,7 @@ func (g *Group) EpochAuthenticator() secret.Secret {
 	if g.secrets == nil {
 		return secret.Secret{}
 	}
-	return secret.Copy(g.secrets.authenticator.Bytes())
+	return g.secrets.EpochAuthenticator()
 }
 
 // ConfirmationTag returns the confirmation tag of the commit that started

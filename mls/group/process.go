@@ -490,13 +490,13 @@ func (cp *commitProcessor) deriveInitSecret() error {
 	}
 	var err error
 	if cp.res.externalInit != nil {
-		cp.init, err = cp.g.secrets.externalInit(cp.res.externalInit.KEMOutput)
+		cp.init, err = cp.g.secrets.ExternalInit(cp.res.externalInit.KEMOutput)
 		if err != nil {
 			return fmt.Errorf("%w: external init: %w", ErrInvalidCommit, mapErr(err))
 		}
 		return nil
 	}
-	cp.init, err = cp.g.secrets.nextInit()
+	cp.init, err = cp.g.secrets.NextInitSecret()
 	return err
 }
 

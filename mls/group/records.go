@@ -151,7 +151,7 @@ func (g *Group) Records() []storage.Record {
 		g.logAllTiles()
 	}
 	if g.secrets != nil {
-		g.log.own(groupScope, storage.KeyMaterial, epochName(g.ctx.Epoch, "secrets"), g.secrets.marshal())
+		g.log.own(groupScope, storage.KeyMaterial, epochName(g.ctx.Epoch, "secrets"), epochRecord(g.secrets))
 	}
 	for _, m := range append(slices.Clone(g.past), g.cur) {
 		if m == nil {
@@ -610,7 +610,7 @@ func (rs *restorer) restore(cfg *Config, signer *ciphersuite.SigningKey) (*Group
 
 	// epoch secrets and message secrets
 	if v, ok := rs.key[epochName(g.ctx.Epoch, "secrets")]; ok && g.status != StatusRemoved {
-		if g.secrets, err = unmarshalEpochSecrets(suite, v); err != nil {
+		if g.secrets, err = openEpochRecord(suite, v); err != nil {
 			return nil, err
 		}
 	}
@@ -902,7 +902,7 @@ func (g *Group) restagePending(ac *wire.AuthenticatedContent, commitSecret secre
 			return err
 		}
 	}
-	init, err := g.secrets.nextInit()
+	init, err := g.secrets.NextInitSecret()
 	if err != nil {
 		return err
 	}

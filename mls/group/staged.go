@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"github.com/mlsengine/mlsengine/mls/keyschedule"
 	"github.com/mlsengine/mlsengine/storage"
 	"slices"
 
@@ -33,7 +34,7 @@ type StagedCommit struct {
 	interim    []byte
 	confTag    []byte
 	priv       *treekem.PrivateState
-	secrets    *epochSecrets
+	secrets    *keyschedule.Epoch
 	senderData secret.Secret
 	resumption secret.Secret
 	encryption secret.Secret
@@ -79,7 +80,7 @@ func (sc *StagedCommit) discard() {
 		return
 	}
 	sc.done = true
-	sc.secrets.clear()
+	sc.secrets.Clear()
 	sc.senderData.Clear()
 	sc.resumption.Clear()
 	sc.encryption.Clear()
@@ -202,7 +203,7 @@ func (g *Group) advance(sc *StagedCommit) error {
 
 	// Epoch secrets of the old epoch (§9.2).
 	if g.secrets != nil {
-		g.secrets.clear()
+		g.secrets.Clear()
 		g.secrets = nil
 		g.log.del(groupScope, storage.KeyMaterial, epochName(sc.baseEpoch, "secrets"))
 	}
@@ -223,7 +224,7 @@ func (g *Group) advance(sc *StagedCommit) error {
 	g.own = sc.priv.Leaf()
 	g.setPriv(sc.priv)
 	g.secrets = sc.secrets
-	g.log.own(groupScope, storage.KeyMaterial, epochName(g.ctx.Epoch, "secrets"), g.secrets.marshal())
+	g.log.own(groupScope, storage.KeyMaterial, epochName(g.ctx.Epoch, "secrets"), epochRecord(g.secrets))
 	if err := g.startMessages(sc.senderData, sc.encryption); err != nil {
 		return err
 	}

@@ -68,6 +68,82 @@ func (e *Epoch) TakeEncryptionSecret() secret.Secret {
 	return s
 }
 
+// TakeSenderDataSecret moves sender_data_secret out of the Epoch, as
+// TakeEncryptionSecret does encryption_secret: a member keeps it with the
+// epoch's secret tree, beyond the epoch's end when it retains the epoch
+// for late messages (§15.3).
+func (e *Epoch) TakeSenderDataSecret() secret.Secret {
+	if !e.valid() {
+		return secret.Secret{}
+	}
+	s := e.senderDataSecret
+	e.senderDataSecret = secret.Secret{}
+	return s
+}
+
+// TakeResumptionPSK moves resumption_psk out of the Epoch: a member keeps
+// it beyond the epoch's end, for later resumption PSKs (§8.6).
+func (e *Epoch) TakeResumptionPSK() secret.Secret {
+	if !e.valid() {
+		return secret.Secret{}
+	}
+	s := e.resumptionPSK
+	e.resumptionPSK = secret.Secret{}
+	return s
+}
+
+// StoredSecrets is the number of secrets Stored returns and RestoreEpoch
+// takes.
+const StoredSecrets = 6
+
+// Stored returns copies of the secrets a member stores for the rest of
+// the epoch, in this order: exporter_secret, external_secret,
+// confirmation_key, membership_key, epoch_authenticator, init_secret. The
+// others are taken out first (TakeSenderDataSecret, TakeEncryptionSecret,
+// TakeResumptionPSK): they outlive the epoch or move into its secret
+// tree. The caller owns and clears the copies.
+func (e *Epoch) Stored() []secret.Secret {
+	out := make([]secret.Secret, 0, StoredSecrets)
+	for _, p := range e.stored() {
+		out = append(out, e.get(func(*Epoch) *secret.Secret { return p }))
+	}
+	return out
+}
+
+func (e *Epoch) stored() []*secret.Secret {
+	return []*secret.Secret{&e.exporterSecret, &e.externalSecret, &e.confirmationKey, &e.membershipKey, &e.epochAuthenticator, &e.initSecret}
+}
+
+// RestoreEpoch rebuilds the Epoch a member stored from the secrets Stored
+// returned, which it takes (and clears on failure): each must be Nh bytes
+// (§8). The Epoch holds no sender_data_secret, encryption_secret or
+// resumption_psk.
+func RestoreEpoch(suite *ciphersuite.Suite, stored []secret.Secret) (*Epoch, error) {
+	e := &Epoch{suite: suite}
+	err := error(nil)
+	switch {
+	case suite == nil:
+		err = fmt.Errorf("%w: nil suite", ErrInvalidLength)
+	case len(stored) != StoredSecrets:
+		err = fmt.Errorf("%w: %d stored secrets, want %d", ErrInvalidLength, len(stored), StoredSecrets)
+	}
+	for i := range stored {
+		if err == nil && stored[i].Len() != suite.HashLen() {
+			err = fmt.Errorf("%w: stored secret %d of %d bytes, want %d", ErrInvalidLength, i, stored[i].Len(), suite.HashLen())
+		}
+	}
+	if err != nil {
+		for i := range stored {
+			stored[i].Clear()
+		}
+		return nil, err
+	}
+	for i, p := range e.stored() {
+		*p = stored[i]
+	}
+	return e, nil
+}
+
 // ExporterSecret returns a copy of exporter_secret (§8.5). Export derives
 // from it without copying.
 func (e *Epoch) ExporterSecret() secret.Secret {

@@ -517,3 +517,63 @@ func BenchmarkExport(b *testing.B) {
 		s.Clear()
 	}
 }
+
+// TestStoredEpoch: an epoch whose long-lived secrets are taken out and
+// whose other secrets are stored and restored gives the same outputs as
+// the original, and RestoreEpoch refuses secrets of the wrong number or
+// length, clearing what it was given.
+func TestStoredEpoch(t *testing.T) {
+	for _, id := range []ciphersuite.ID{1, 5} {
+		suite, _ := ciphersuite.Lookup(id)
+		orig := testEpoch(t, suite)
+		ref := testEpoch(t, suite)
+		want := map[string][]byte{
+			"sender data": ref.SenderDataSecret().Bytes(),
+			"resumption":  ref.ResumptionPSK().Bytes(),
+			"encryption":  ref.EncryptionSecret().Bytes(),
+		}
+		for name, got := range map[string]secret.Secret{
+			"sender data": orig.TakeSenderDataSecret(),
+			"resumption":  orig.TakeResumptionPSK(),
+			"encryption":  orig.TakeEncryptionSecret(),
+		} {
+			if !bytes.Equal(got.Bytes(), want[name]) {
+				t.Fatalf("suite %d: taken %s differs", id, name)
+			}
+		}
+		if !orig.SenderDataSecret().IsZero() || !orig.ResumptionPSK().IsZero() || !orig.EncryptionSecret().IsZero() {
+			t.Fatalf("suite %d: a taken secret is still in the epoch", id)
+		}
+		restored, err := RestoreEpoch(suite, orig.Stored())
+		if err != nil {
+			t.Fatal(err)
+		}
+		ex1, _ := ref.Export("label", []byte("ctx"), 40)
+		ex2, _ := restored.Export("label", []byte("ctx"), 40)
+		t1, _ := ref.ConfirmationTag([]byte("cth"))
+		t2, _ := restored.ConfirmationTag([]byte("cth"))
+		m1, _ := ref.MembershipTag([]byte("tbm"))
+		m2, _ := restored.MembershipTag([]byte("tbm"))
+		k1, _ := ref.ExternalKeyPair()
+		k2, _ := restored.ExternalKeyPair()
+		n1, _ := ref.NextInitSecret()
+		n2, _ := restored.NextInitSecret()
+		if !ex1.Equal(ex2) || !bytes.Equal(t1, t2) || !bytes.Equal(m1, m2) || !bytes.Equal(k1.PublicKey(), k2.PublicKey()) ||
+			!ref.EpochAuthenticator().Equal(restored.EpochAuthenticator()) || !bytes.Equal(n1.s.Bytes(), n2.s.Bytes()) {
+			t.Fatalf("suite %d: the restored epoch's outputs differ", id)
+		}
+
+		short := orig.Stored()
+		short[3] = secret.New(short[3].Bytes()[1:])
+		kept := short[0]
+		if _, err := RestoreEpoch(suite, short); !errors.Is(err, ErrInvalidLength) {
+			t.Fatalf("suite %d: a short secret: %v", id, err)
+		}
+		if !kept.IsZero() && !bytes.Equal(kept.Bytes(), make([]byte, kept.Len())) {
+			t.Fatalf("suite %d: a refused secret was not cleared", id)
+		}
+		if _, err := RestoreEpoch(suite, orig.Stored()[:5]); !errors.Is(err, ErrInvalidLength) {
+			t.Fatalf("suite %d: five secrets: %v", id, err)
+		}
+	}
+}
