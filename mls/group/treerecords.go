@@ -111,13 +111,16 @@ func chunkSizeValue(leaves, cs uint32) []byte {
 }
 
 // openTreeSize decodes a tree/size record of either layout; cs is 0 for
-// layout 2.
+// layout 2 only.
 func openTreeSize(v []byte) (leaves, cs uint32, err error) {
 	d := persist.NewDecoder(v)
 	switch layout, n := d.OpenAny(2); {
 	case d.Err() != nil:
 	case layout == treeLayoutChunks && n == 2:
 		leaves, cs = uint32(d.Uint(math.MaxUint32)), uint32(d.Uint(math.MaxUint32))
+		if cs == 0 {
+			d.Fail("layout 1 with chunks of 0 nodes")
+		}
 	case layout == treeLayoutTiles && n == 1:
 		leaves = uint32(d.Uint(math.MaxUint32))
 	default:
