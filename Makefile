@@ -5,7 +5,7 @@ BENCHTIME ?= 1s
 BENCHCOUNT ?= 6
 BENCHPKGS ?= ./...
 
-.PHONY: all build test vectors fuzz bench soak lint
+.PHONY: all build test vectors fuzz bench storagecost soak lint
 
 all: build test
 
@@ -36,6 +36,12 @@ fuzz:
 # Benchmarks, repeated for benchstat: make bench > new.txt; benchstat old.txt new.txt
 bench:
 	$(GO) test -run='^$$' -bench=. -benchmem -benchtime=$(BENCHTIME) -count=$(BENCHCOUNT) $(BENCHPKGS)
+
+# What each engine operation asks of storage (requests, records, bytes) at
+# 10 to 50,000 members, and the cost of loading a group and decrypting
+# after a cold load; compare two runs with benchstat.
+storagecost:
+	$(GO) test -run='^$$' -bench='BenchmarkStorageCost|BenchmarkLoadGroup|BenchmarkColdDecrypt' -benchmem -benchtime=5x -count=$(BENCHCOUNT) -timeout=90m ./engine
 
 lint:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt needed"; exit 1; }
