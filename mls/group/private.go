@@ -63,7 +63,9 @@ func protectPrivate(suite *ciphersuite.Suite, ac *wire.AuthenticatedContent, blo
 	if err != nil {
 		return nil, err
 	}
-	tk.commit()
+	if err := tk.commit(); err != nil {
+		return nil, err
+	}
 	return pm, nil
 }
 

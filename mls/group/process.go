@@ -110,7 +110,9 @@ func (g *Group) processPrivate(pm *wire.PrivateMessage) (*ReceivedMessage, error
 			if err != nil {
 				return nil, err
 			}
-			tk.commit()
+			if err := tk.commit(); err != nil {
+				return nil, err
+			}
 			return applicationMessage(ac), nil
 		}
 		return nil, fmt.Errorf("%w: epoch %d not retained", ErrWrongEpoch, pm.Epoch)
@@ -143,7 +145,9 @@ func (g *Group) dispatch(ac *wire.AuthenticatedContent, tk *msgTake) (*ReceivedM
 	c := &ac.Content
 	switch c.ContentType {
 	case wire.ContentTypeApplication:
-		tk.commit()
+		if err := tk.commit(); err != nil {
+			return nil, err
+		}
 		return applicationMessage(ac), nil
 	case wire.ContentTypeProposal:
 		if err := g.validateProposal(c.Proposal, c.Sender, validateOptions{}); err != nil {
@@ -158,7 +162,9 @@ func (g *Group) dispatch(ac *wire.AuthenticatedContent, tk *msgTake) (*ReceivedM
 			tk.abort()
 			return nil, fmt.Errorf("%w: Update of own leaf not sent by this member", ErrInvalidProposal)
 		}
-		tk.commit()
+		if err := tk.commit(); err != nil {
+			return nil, err
+		}
 		g.enqueue(&queuedProposal{ref: ref, ac: ac})
 		return &ReceivedMessage{
 			Sender: c.Sender, Epoch: c.Epoch, AuthenticatedData: c.AuthenticatedData,
@@ -170,7 +176,10 @@ func (g *Group) dispatch(ac *wire.AuthenticatedContent, tk *msgTake) (*ReceivedM
 			tk.abort()
 			return nil, err
 		}
-		tk.commit()
+		if err := tk.commit(); err != nil {
+			sc.discard()
+			return nil, err
+		}
 		return &ReceivedMessage{Sender: c.Sender, Epoch: c.Epoch, AuthenticatedData: c.AuthenticatedData, Commit: sc}, nil
 	}
 	tk.abort()

@@ -40,3 +40,29 @@ func Example() {
 	// generation 1 true true
 	// generation 1 replayed
 }
+
+// A receiver that must not use up a key when it rejects the message
+// prepares the key, and confirms only once the message is accepted.
+func ExampleTree_TakeKey() {
+	suite, _ := ciphersuite.Lookup(1)
+	tree, _ := secrettree.New(suite, secret.Zero(suite.HashLen()), 2)
+
+	tk, _ := tree.TakeKey(1, secrettree.Application, 0)
+	kn := tk.KeyNonce()
+	_ = kn // decrypt and verify the message; it turns out forged
+	tk.Abort()
+
+	// The genuine message of generation 0 still decrypts.
+	tk, _ = tree.TakeKey(1, secrettree.Application, 0)
+	kn = tk.KeyNonce()
+	change, err := tk.Confirm()
+	fmt.Println(err, len(change.Added.Ratchets), len(change.Removed.Ratchets))
+	change.Added.Clear()
+	kn.Clear()
+
+	_, err = tree.TakeKey(1, secrettree.Application, 0)
+	fmt.Println(errors.Is(err, secrettree.ErrGenerationConsumed))
+	// Output:
+	// <nil> 2 0
+	// true
+}

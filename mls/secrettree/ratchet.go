@@ -10,7 +10,8 @@ import (
 	"github.com/mlsengine/mlsengine/mls/secret"
 )
 
-// ratchet is one hash ratchet of a leaf (§9.1).
+// ratchet is one hash ratchet of a leaf (§9.1). Once in a Tree it is never
+// modified, only replaced, so that a Take can share what it leaves alone.
 type ratchet struct {
 	// secret is ratchet_secret_[N]_[next]; it is empty once the ratchet is
 	// exhausted.
@@ -19,53 +20,53 @@ type ratchet struct {
 	// has been derived.
 	next uint64
 	// kept holds the unconsumed keys of skipped generations below next,
-	// in increasing generation order, at most the tolerance many.
+	// in increasing generation order.
 	kept []KeyNonce
 }
 
-// take returns the key and nonce of generation g and forgets them: from
-// kept if g is behind the ratchet, otherwise by ratcheting forward to g,
-// keeping the keys of the skipped generations the tolerance allows.
-func (r *ratchet) take(suite *ciphersuite.Suite, g uint32, cfg config) (KeyNonce, error) {
+// advance returns the ratchet r once the key of generation g has been
+// handed out, and sets that key as the take's: from kept if g is behind
+// the ratchet, otherwise by ratcheting forward to g, keeping the keys of
+// the skipped generations the tolerance allows. r is left as it is.
+func (tk *Take) advance(r *ratchet, g uint32) (*ratchet, error) {
+	suite, cfg := tk.t.suite, tk.t.cfg
 	if uint64(g) < r.next {
 		i, found := slices.BinarySearchFunc(r.kept, g, func(k KeyNonce, g uint32) int {
 			return cmp.Compare(k.Generation, g)
 		})
 		if !found {
-			return KeyNonce{}, ErrGenerationConsumed
+			return nil, ErrGenerationConsumed
 		}
-		kn := r.kept[i]
-		r.kept = slices.Delete(r.kept, i, i+1)
-		return kn, nil
+		// The tree's copy dies on Confirm; the caller gets its own, which
+		// it may clear before then without touching the tree.
+		tk.kn = copyKeyNonce(r.kept[i])
+		tk.dead = append(tk.dead, r.kept[i].Key, r.kept[i].Nonce)
+		return &ratchet{secret: r.secret, next: r.next, kept: slices.Delete(slices.Clone(r.kept), i, i+1)}, nil
 	}
 	if uint64(g)-r.next > uint64(cfg.maxForward) {
-		return KeyNonce{}, fmt.Errorf("%w: %d generations ahead, at most %d allowed", ErrTooDistantInFuture, uint64(g)-r.next, cfg.maxForward)
+		return nil, fmt.Errorf("%w: %d generations ahead, at most %d allowed", ErrTooDistantInFuture, uint64(g)-r.next, cfg.maxForward)
 	}
-	// cur starts as the ratchet's own secret; the secrets after it are
-	// owned here until the end, so that a failure part-way leaves the
-	// ratchet as it was.
+	// cur starts as the ratchet's own secret; the ones after it are the
+	// take's and die as soon as the next is derived (§9.2).
 	cur, owned := r.secret, false
-	var skipped []KeyNonce
-	fail := func(err error) (KeyNonce, error) {
+	defer func() {
 		if owned {
 			cur.Clear()
 		}
-		for i := range skipped {
-			skipped[i].Clear()
-		}
-		return KeyNonce{}, err
-	}
+	}()
+	var skipped []KeyNonce
 	for j := uint32(r.next); j < g; j++ {
 		if g-j <= cfg.tolerance {
 			kn, err := keyNonce(suite, cur, j)
 			if err != nil {
-				return fail(err)
+				return nil, err
 			}
 			skipped = append(skipped, kn)
+			tk.created = append(tk.created, kn.Key, kn.Nonce)
 		}
-		next, err := advance(suite, cur, j)
+		next, err := advanceSecret(suite, cur, j)
 		if err != nil {
-			return fail(err)
+			return nil, err
 		}
 		if owned {
 			cur.Clear()
@@ -74,31 +75,26 @@ func (r *ratchet) take(suite *ciphersuite.Suite, g uint32, cfg config) (KeyNonce
 	}
 	kn, err := keyNonce(suite, cur, g)
 	if err != nil {
-		return fail(err)
+		return nil, err
 	}
-	var next secret.Secret
+	tk.kn = kn
+	nr := &ratchet{next: uint64(g) + 1}
 	if g < math.MaxUint32 {
-		if next, err = advance(suite, cur, g); err != nil {
-			kn.Clear()
-			return fail(err)
+		if nr.secret, err = advanceSecret(suite, cur, g); err != nil {
+			return nil, err
 		}
+		tk.created = append(tk.created, nr.secret)
 	}
-	if owned {
-		cur.Clear()
-	}
-	// Commit: replace the secret, add the skipped keys, and delete kept
-	// keys that are now more than the tolerance below g.
-	r.secret.Clear()
-	r.secret = next
-	r.next = uint64(g) + 1
-	r.kept = append(r.kept, skipped...)
+	tk.dead = append(tk.dead, r.secret)
+	// Kept keys more than the tolerance below g die with this step.
+	kept := append(slices.Clone(r.kept), skipped...)
 	drop := 0
-	for drop < len(r.kept) && uint64(g)-uint64(r.kept[drop].Generation) > uint64(cfg.tolerance) {
-		r.kept[drop].Clear()
+	for drop < len(kept) && uint64(g)-uint64(kept[drop].Generation) > uint64(cfg.tolerance) {
+		tk.dead = append(tk.dead, kept[drop].Key, kept[drop].Nonce)
 		drop++
 	}
-	r.kept = slices.Delete(r.kept, 0, drop)
-	return kn, nil
+	nr.kept = kept[drop:]
+	return nr, nil
 }
 
 // keyNonce derives generation j's key and nonce from ratchet_secret_[N]_[j]
@@ -119,9 +115,9 @@ func keyNonce(suite *ciphersuite.Suite, s secret.Secret, j uint32) (KeyNonce, er
 	return KeyNonce{Generation: j, Key: secret.New(k), Nonce: secret.New(n)}, nil
 }
 
-// advance derives ratchet_secret_[N]_[j+1] =
+// advanceSecret derives ratchet_secret_[N]_[j+1] =
 // DeriveTreeSecret(ratchet_secret_[N]_[j], "secret", j, KDF.Nh) (§9.1).
-func advance(suite *ciphersuite.Suite, s secret.Secret, j uint32) (secret.Secret, error) {
+func advanceSecret(suite *ciphersuite.Suite, s secret.Secret, j uint32) (secret.Secret, error) {
 	b, err := suite.DeriveTreeSecret(s.Bytes(), "secret", j, suite.HashLen())
 	if err != nil {
 		return secret.Secret{}, err
@@ -135,5 +131,4 @@ func (r *ratchet) clear() {
 	for i := range r.kept {
 		r.kept[i].Clear()
 	}
-	r.kept = nil
 }

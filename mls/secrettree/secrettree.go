@@ -32,6 +32,24 @@
 // generations ahead (ErrTooDistantInFuture). Returned keys and nonces are
 // owned by the caller, who clears them after use.
 //
+// # Taking a key back
+//
+// Key and NextKey hand a key out at once, so a message that then fails to
+// decrypt or verify has still used it up. A caller that must leave its
+// state unchanged when it rejects a message prepares the key instead
+// (TakeKey, TakeNext), which changes nothing, and then either confirms the
+// Take once the message is accepted, which applies exactly what Key or
+// NextKey would have, or aborts it. Confirm reports which live secrets
+// appeared and which died (Change), for a caller that stores them one by
+// one.
+//
+// # Storing a tree
+//
+// Export lists the live secrets of a tree (State): the derived nodes none
+// of whose children is derived, the ratchets of the leaves in use and the
+// kept keys of skipped generations. Restore rebuilds the tree from such a
+// list, after checking that it is one a Tree can be in.
+//
 // A Tree is safe for concurrent use. Errors are sentinels matched with
 // errors.Is; no input makes the package panic.
 package secrettree
@@ -39,7 +57,6 @@ package secrettree
 import (
 	"errors"
 	"fmt"
-	"math"
 	"math/bits"
 	"sync"
 
@@ -50,13 +67,13 @@ import (
 
 // Errors returned by this package; all are matched with errors.Is.
 var (
-	// ErrNilSuite is returned by New for a nil cipher suite.
+	// ErrNilSuite is returned by New and Restore for a nil cipher suite.
 	ErrNilSuite = errors.New("secrettree: nil cipher suite")
 	// ErrSecretLength is returned by New for an encryption_secret whose
 	// length is not KDF.Nh.
 	ErrSecretLength = errors.New("secrettree: encryption secret length is not KDF.Nh")
-	// ErrInvalidLeafCount is returned by New for a leaf count of zero or
-	// above treemath.MaxLeafCount.
+	// ErrInvalidLeafCount is returned by New and Restore for a leaf count
+	// of zero or above treemath.MaxLeafCount.
 	ErrInvalidLeafCount = errors.New("secrettree: invalid leaf count")
 	// ErrLeafOutOfRange is returned for a leaf index not below the leaf
 	// count.
@@ -76,6 +93,12 @@ var (
 	ErrRatchetExhausted = errors.New("secrettree: ratchet exhausted")
 	// ErrCleared is returned by a Tree after Clear.
 	ErrCleared = errors.New("secrettree: tree has been cleared")
+	// ErrStaleTake is returned by Take.Confirm for a take already
+	// confirmed or aborted, or prepared before the tree last changed.
+	ErrStaleTake = errors.New("secrettree: take is stale")
+	// ErrInvalidState is returned by Restore for a State that no Tree can
+	// be in.
+	ErrInvalidState = errors.New("secrettree: invalid state")
 )
 
 // RatchetType selects one of a leaf's two hash ratchets (§9).
@@ -102,6 +125,8 @@ func (r RatchetType) String() string {
 	return fmt.Sprintf("RatchetType(%d)", uint8(r))
 }
 
+func (r RatchetType) valid() bool { return r == Handshake || r == Application }
+
 // Defaults for the receiver's window.
 const (
 	// DefaultOutOfOrderTolerance is how many skipped generations below the
@@ -115,6 +140,16 @@ const (
 type config struct {
 	tolerance  uint32
 	maxForward uint32
+}
+
+func newConfig(opts []Option) config {
+	cfg := config{tolerance: DefaultOutOfOrderTolerance, maxForward: DefaultMaxForwardDistance}
+	for _, o := range opts {
+		if o != nil {
+			o(&cfg)
+		}
+	}
+	return cfg
 }
 
 // Option configures a Tree.
@@ -149,46 +184,78 @@ func (k *KeyNonce) Clear() {
 	k.Nonce.Clear()
 }
 
-// node is a tree node whose secret has been derived and not yet consumed:
-// none of its children has been derived.
-type node struct {
-	s secret.Secret
-}
-
 // deriveChild is tree_node_[child]_secret (§9): ExpandWithLabel of the
 // parent's secret with "tree" and "left" or "right".
-func (t *Tree) deriveChild(parent secret.Secret, child, p treemath.NodeIndex) ([]byte, error) {
+func (t *Tree) deriveChild(parent secret.Secret, child, p treemath.NodeIndex) (secret.Secret, error) {
 	side := "right"
 	if child < p {
 		side = "left"
 	}
-	return t.suite.ExpandWithLabel(parent.Bytes(), "tree", []byte(side), t.suite.HashLen())
+	b, err := t.suite.ExpandWithLabel(parent.Bytes(), "tree", []byte(side), t.suite.HashLen())
+	if err != nil {
+		return secret.Secret{}, err
+	}
+	return secret.New(b), nil
 }
 
 // sibling is the other child of p.
 func sibling(child, p treemath.NodeIndex) treemath.NodeIndex { return 2*p - child }
 
-// leftmostLeaf is the leaf index of the leftmost leaf under node y: y's
-// level is its number of trailing one bits (§4.1 array layout).
-func leftmostLeaf(y treemath.NodeIndex) uint32 {
+// span is the range of leaf indices [first, first+2^level) under node y:
+// y's level is its number of trailing one bits (§4.1 array layout).
+func span(y treemath.NodeIndex) (first, n uint64) {
 	k := bits.TrailingZeros32(^uint32(y))
-	return (uint32(y) - (1<<k - 1)) / 2
+	return (uint64(y) - (1<<k - 1)) / 2, 1 << k
+}
+
+// coversMember reports whether a leaf below n is under node y. Nodes that
+// cover none are never derived: no member can ask for their keys.
+func coversMember(y treemath.NodeIndex, n treemath.LeafCount) bool {
+	first, _ := span(y)
+	return first < uint64(n)
 }
 
 // Tree is the secret tree of one epoch. Its zero value is not usable; call
-// New.
+// New or Restore.
 type Tree struct {
-	mu     sync.Mutex
-	suite  *ciphersuite.Suite
-	n      treemath.LeafCount // leaves in range
-	full   treemath.LeafCount // leaves of the perfect tree
-	cfg    config
-	nodes  map[treemath.NodeIndex]*node
-	leaves map[treemath.LeafIndex]*leafRatchets
+	mu    sync.Mutex
+	suite *ciphersuite.Suite
+	n     treemath.LeafCount // leaves in range
+	full  treemath.LeafCount // leaves of the perfect tree
+	cfg   config
+	// version counts the changes of nodes and leaves, so that a Take
+	// prepared on an earlier state cannot overwrite a later one.
+	version uint64
+	// nodes holds the derived nodes none of whose children is derived.
+	nodes map[treemath.NodeIndex]secret.Secret
+	// leaves holds the ratchets of the leaves whose secret has been
+	// derived. The ratchets are never modified once here: a Take builds
+	// new ones and Confirm swaps them in.
+	leaves map[treemath.LeafIndex]ratchets
 }
 
-type leafRatchets struct {
-	handshake, application ratchet
+// ratchets are a leaf's ratchets, indexed by RatchetType-1.
+type ratchets [2]*ratchet
+
+func newTree(suite *ciphersuite.Suite, leafCount treemath.LeafCount, opts []Option) (*Tree, error) {
+	if suite == nil {
+		return nil, ErrNilSuite
+	}
+	if leafCount == 0 {
+		return nil, ErrInvalidLeafCount
+	}
+	full, err := treemath.FullLeafCount(uint32(leafCount))
+	if err != nil {
+		return nil, fmt.Errorf("%w: %d", ErrInvalidLeafCount, leafCount)
+	}
+	return &Tree{
+		suite:  suite,
+		n:      leafCount,
+		full:   full,
+		cfg:    newConfig(opts),
+		nodes:  map[treemath.NodeIndex]secret.Secret{},
+		leaves: map[treemath.LeafIndex]ratchets{},
+	}, nil
 }
 
 // New returns the secret tree rooted at encryptionSecret (KDF.Nh bytes)
@@ -201,37 +268,19 @@ type leafRatchets struct {
 // be the ratchet tree's leaf count or any smaller count that still covers
 // every member.
 func New(suite *ciphersuite.Suite, encryptionSecret secret.Secret, leafCount treemath.LeafCount, opts ...Option) (*Tree, error) {
-	if suite == nil {
-		return nil, ErrNilSuite
-	}
-	if encryptionSecret.Len() != suite.HashLen() {
+	if suite != nil && encryptionSecret.Len() != suite.HashLen() {
 		return nil, fmt.Errorf("%w: %d bytes, want %d", ErrSecretLength, encryptionSecret.Len(), suite.HashLen())
 	}
-	if leafCount == 0 {
-		return nil, ErrInvalidLeafCount
-	}
-	full, err := treemath.FullLeafCount(uint32(leafCount))
+	t, err := newTree(suite, leafCount, opts)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %d", ErrInvalidLeafCount, leafCount)
+		return nil, err
 	}
-	root, err := treemath.Root(full)
+	root, err := treemath.Root(t.full)
 	if err != nil {
 		return nil, fmt.Errorf("secrettree: internal error: %w", err)
 	}
-	cfg := config{tolerance: DefaultOutOfOrderTolerance, maxForward: DefaultMaxForwardDistance}
-	for _, o := range opts {
-		if o != nil {
-			o(&cfg)
-		}
-	}
-	return &Tree{
-		suite:  suite,
-		n:      leafCount,
-		full:   full,
-		cfg:    cfg,
-		nodes:  map[treemath.NodeIndex]*node{root: {s: encryptionSecret}},
-		leaves: map[treemath.LeafIndex]*leafRatchets{},
-	}, nil
+	t.nodes[root] = encryptionSecret
+	return t, nil
 }
 
 // LeafCount returns the number of leaves the tree serves.
@@ -243,14 +292,13 @@ func (t *Tree) LeafCount() treemath.LeafCount { return t.n }
 func (t *Tree) NextKey(leaf treemath.LeafIndex, rt RatchetType) (KeyNonce, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	r, err := t.ratchet(leaf, rt)
+	tk, err := t.prepare(leaf, rt, 0, true)
 	if err != nil {
 		return KeyNonce{}, err
 	}
-	if r.next > math.MaxUint32 {
-		return KeyNonce{}, ErrRatchetExhausted
-	}
-	return r.take(t.suite, uint32(r.next), t.cfg)
+	kn := tk.kn
+	_, err = tk.apply(false)
+	return kn, err
 }
 
 // Key returns the key and nonce of the given generation of leaf's ratchet,
@@ -262,139 +310,32 @@ func (t *Tree) NextKey(leaf treemath.LeafIndex, rt RatchetType) (KeyNonce, error
 func (t *Tree) Key(leaf treemath.LeafIndex, rt RatchetType, generation uint32) (KeyNonce, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	r, err := t.ratchet(leaf, rt)
+	tk, err := t.prepare(leaf, rt, generation, false)
 	if err != nil {
 		return KeyNonce{}, err
 	}
-	kn, err := r.take(t.suite, generation, t.cfg)
-	if err != nil {
-		return KeyNonce{}, fmt.Errorf("%w (leaf %d, %v ratchet, generation %d)", err, leaf, rt, generation)
-	}
-	return kn, nil
+	kn := tk.kn
+	_, err = tk.apply(false)
+	return kn, err
 }
 
 // Clear deletes every secret the tree holds. Later calls fail with
-// ErrCleared.
+// ErrCleared, and so does confirming a Take prepared before.
 func (t *Tree) Clear() {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	for x, nd := range t.nodes {
-		nd.s.Clear()
+	for x, s := range t.nodes {
+		s.Clear()
 		delete(t.nodes, x)
 	}
-	for l, lr := range t.leaves {
-		lr.handshake.clear()
-		lr.application.clear()
+	for l, rs := range t.leaves {
+		for _, r := range rs {
+			r.clear()
+		}
 		delete(t.leaves, l)
 	}
 	t.suite = nil
-}
-
-// ratchet returns the ratchet of the given type at leaf, initializing the
-// leaf's ratchets on first use.
-func (t *Tree) ratchet(leaf treemath.LeafIndex, rt RatchetType) (*ratchet, error) {
-	if t.suite == nil {
-		return nil, ErrCleared
-	}
-	if rt != Handshake && rt != Application {
-		return nil, fmt.Errorf("%w: %d", ErrInvalidRatchetType, uint8(rt))
-	}
-	if uint32(leaf) >= uint32(t.n) {
-		return nil, fmt.Errorf("%w: leaf %d of %d", ErrLeafOutOfRange, leaf, t.n)
-	}
-	lr, ok := t.leaves[leaf]
-	if !ok {
-		var err error
-		if lr, err = t.initLeaf(leaf); err != nil {
-			return nil, err
-		}
-		t.leaves[leaf] = lr
-	}
-	if rt == Handshake {
-		return &lr.handshake, nil
-	}
-	return &lr.application, nil
-}
-
-// initLeaf derives the secret of leaf from its deepest derived ancestor
-// (§9), replacing each node secret on the way by its two children's, and
-// turns it into the roots of the leaf's two ratchets:
-//
-//	handshake_ratchet_secret_[N]_[0] = ExpandWithLabel(., "handshake", "", KDF.Nh)
-//	application_ratchet_secret_[N]_[0] = ExpandWithLabel(., "application", "", KDF.Nh)
-func (t *Tree) initLeaf(leaf treemath.LeafIndex) (*leafRatchets, error) {
-	x, err := treemath.LeafToNode(leaf, t.full)
-	if err != nil {
-		return nil, fmt.Errorf("secrettree: internal error: %w", err)
-	}
-	// chain is the leaf followed by its direct path up to the root; a
-	// perfect tree of at most 2^31 leaves is at most 31 levels deep.
-	var buf [33]treemath.NodeIndex
-	chain := append(buf[:0], x)
-	if chain, err = treemath.AppendDirectPath(chain, x, t.full); err != nil {
-		return nil, fmt.Errorf("secrettree: internal error: %w", err)
-	}
-	// The deepest stored node of the chain is where derivation resumes.
-	// Every node between it and the leaf is underived: had one been
-	// derived and deleted, its children (and so this leaf) would be too.
-	start := -1
-	for i, y := range chain {
-		if _, ok := t.nodes[y]; ok {
-			start = i
-			break
-		}
-	}
-	if start < 0 {
-		return nil, fmt.Errorf("secrettree: internal error: no derived ancestor of leaf %d", leaf)
-	}
-	var leafSecret secret.Secret
-	if start == 0 {
-		// A one-leaf tree: the root is the leaf.
-		leafSecret = t.nodes[x].s
-		delete(t.nodes, x)
-	}
-	for i := start; i > 0; i-- {
-		p, child := chain[i], chain[i-1]
-		nd := t.nodes[p]
-		// §9.2: a node whose child is derived is consumed and deleted at
-		// once; so the sibling is derived now and kept in its place (the
-		// RFC's example keeps E and C, deletes D, F and G).
-		b, err := t.deriveChild(nd.s, child, p)
-		if err != nil {
-			return nil, err
-		}
-		sib := sibling(child, p)
-		if leftmostLeaf(sib) < uint32(t.n) {
-			sb, err := t.deriveChild(nd.s, sib, p)
-			if err != nil {
-				clear(b)
-				return nil, err
-			}
-			t.nodes[sib] = &node{s: secret.New(sb)}
-		}
-		nd.s.Clear()
-		delete(t.nodes, p)
-		if i-1 == 0 {
-			leafSecret = secret.New(b)
-		} else {
-			t.nodes[child] = &node{s: secret.New(b)}
-		}
-	}
-	defer leafSecret.Clear()
-	nh := t.suite.HashLen()
-	hs, err := t.suite.ExpandWithLabel(leafSecret.Bytes(), "handshake", nil, nh)
-	if err != nil {
-		return nil, err
-	}
-	as, err := t.suite.ExpandWithLabel(leafSecret.Bytes(), "application", nil, nh)
-	if err != nil {
-		clear(hs)
-		return nil, err
-	}
-	return &leafRatchets{
-		handshake:   ratchet{secret: secret.New(hs)},
-		application: ratchet{secret: secret.New(as)},
-	}, nil
+	t.version++
 }
 
 // Format redacts the tree's secrets for every verb.

@@ -237,7 +237,7 @@ func TestReplayAndOutOfOrder(t *testing.T) {
 	if err := get(11); err != nil {
 		t.Fatal(err)
 	}
-	if n := len(tree.leaves[2].application.kept); n != 1 {
+	if n := len(tree.leaves[2][Application-1].kept); n != 1 {
 		t.Errorf("%d kept keys, want 1 (generation 10)", n)
 	}
 	// Forward distance: next is 13, so 24 is refused and 23 allowed.
@@ -282,7 +282,7 @@ func TestZeroTolerance(t *testing.T) {
 	if _, err := tree2.Key(1, Application, 4); !errors.Is(err, ErrGenerationConsumed) {
 		t.Fatalf("out of order with zero tolerance: %v", err)
 	}
-	if n := len(tree2.leaves[1].application.kept); n != 0 {
+	if n := len(tree2.leaves[1][Application-1].kept); n != 0 {
 		t.Errorf("%d keys kept with zero tolerance", n)
 	}
 }
@@ -314,7 +314,7 @@ func TestDeletion(t *testing.T) {
 	}
 	// The ratchet secret of a used generation is gone and the key cannot
 	// be obtained again.
-	r := &tree.leaves[3].application
+	r := tree.leaves[3][Application-1]
 	if r.next != 1 || len(r.kept) != 0 {
 		t.Fatalf("ratchet state next=%d kept=%d", r.next, len(r.kept))
 	}
@@ -335,7 +335,7 @@ func TestDeletion(t *testing.T) {
 	}
 }
 
-func keys(m map[treemath.NodeIndex]*node) []treemath.NodeIndex {
+func keys(m map[treemath.NodeIndex]secret.Secret) []treemath.NodeIndex {
 	var ks []treemath.NodeIndex
 	for k := range m {
 		ks = append(ks, k)
@@ -366,7 +366,7 @@ func TestLazyLargeTree(t *testing.T) {
 		t.Fatalf("%d nodes, %d leaves derived", len(tree.nodes), len(tree.leaves))
 	}
 	for y := range tree.nodes {
-		if leftmostLeaf(y) >= 50000 {
+		if !coversMember(y, 50000) {
 			t.Fatalf("node %d covers no member and was kept", y)
 		}
 	}
@@ -382,13 +382,12 @@ func TestExhaustion(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Pretend the ratchet has reached the last generation.
-	r := &tree.leaves[0].application
-	r.next = math.MaxUint32
+	tree.leaves[0][Application-1].next = math.MaxUint32
 	kn, err := tree.NextKey(0, Application)
 	if err != nil || kn.Generation != math.MaxUint32 {
 		t.Fatalf("last generation: %d, %v", kn.Generation, err)
 	}
-	if !r.secret.IsZero() {
+	if r := tree.leaves[0][Application-1]; r.next != 1<<32 || !r.secret.IsZero() {
 		t.Error("secret kept after the last generation")
 	}
 	if _, err := tree.NextKey(0, Application); !errors.Is(err, ErrRatchetExhausted) {
