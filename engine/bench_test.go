@@ -704,17 +704,7 @@ func BenchmarkColdDecrypt(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
 				if len(msgs) == 0 {
-					b.StopTimer()
-					for range 256 {
-						m, err := sender.Protect(data, nil)
-						if err != nil {
-							b.Fatal(err)
-						}
-						msgs = append(msgs, m)
-					}
-					ch := sender.TakeChanges()
-					ch.Clear()
-					b.StartTimer()
+					msgs = protectBatch(b, sender, data)
 				}
 				g, err := engine.LoadGroup(ctx, store, s.bob.g.GroupID(), s.bob.cfg)
 				if err != nil {

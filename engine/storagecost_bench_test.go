@@ -447,21 +447,10 @@ func storageCostUnprotect(b *testing.B, s *benchSetup, cm *costMeter) {
 	if _, err := g.Process(ctx, first); err != nil {
 		b.Fatal(err)
 	}
-	const batch = 256
 	var msgs []*wire.MLSMessage
 	for b.Loop() {
 		if len(msgs) == 0 {
-			b.StopTimer()
-			for range batch {
-				m, err := sender.Protect(data, nil)
-				if err != nil {
-					b.Fatal(err)
-				}
-				msgs = append(msgs, m)
-			}
-			ch := sender.TakeChanges()
-			ch.Clear()
-			b.StartTimer()
+			msgs = protectBatch(b, sender, data)
 		}
 		cm.start(cb)
 		rm, err := g.Process(ctx, msgs[0])
@@ -513,4 +502,22 @@ func storageCostLoad(b *testing.B, s *benchSetup, cm *costMeter) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// protectBatch protects 256 messages of data from sender, outside the
+// measurement, and drops the sender's changes.
+func protectBatch(b *testing.B, sender *group.Group, data []byte) []*wire.MLSMessage {
+	b.StopTimer()
+	defer b.StartTimer()
+	msgs := make([]*wire.MLSMessage, 0, 256)
+	for range cap(msgs) {
+		m, err := sender.Protect(data, nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		msgs = append(msgs, m)
+	}
+	ch := sender.TakeChanges()
+	ch.Clear()
+	return msgs
 }

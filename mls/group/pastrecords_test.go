@@ -2,7 +2,6 @@ package group_test
 
 import (
 	"errors"
-	"github.com/mlsengine/mlsengine/storage"
 	"testing"
 
 	"github.com/mlsengine/mlsengine/mls/group"
@@ -25,15 +24,7 @@ func TestPastMembers(t *testing.T) {
 		t.Helper()
 		st.apply(a.g)
 		st.mustMatch(t, a.g, when)
-		var recs []storage.Record
-		for k, v := range st {
-			recs = append(recs, storage.Record{Key: k, Value: v})
-		}
-		g, err := group.Restore(a.cfg, a.id.SigningKey, recs)
-		if err != nil {
-			t.Fatalf("%s: %v", when, err)
-		}
-		a.g = g
+		a.g = st.restore(t, a, when)
 	}
 	protect := func(from *client, text string) *wire.MLSMessage {
 		t.Helper()

@@ -64,6 +64,20 @@ func (st recordStore) mustMatch(t *testing.T, g *group.Group, when string) {
 	}
 }
 
+// restore rebuilds c's group from the store alone.
+func (st recordStore) restore(t *testing.T, c *client, when string) *group.Group {
+	t.Helper()
+	recs := make([]storage.Record, 0, len(st))
+	for k, v := range st {
+		recs = append(recs, storage.Record{Key: k, Value: v})
+	}
+	g, err := group.Restore(c.cfg, c.id.SigningKey, recs)
+	if err != nil {
+		t.Fatalf("%s: restore: %v", when, err)
+	}
+	return g
+}
+
 // TestTreeTiles grows a tree across tile bands, shrinks it by removals,
 // and updates a member whose leaf is too large for a tile (a 1,500-byte
 // identity), checking after every commit that the records the changes
@@ -84,15 +98,7 @@ func TestTreeTiles(t *testing.T) {
 		}
 		ch := st.apply(alice.g)
 		st.mustMatch(t, alice.g, when)
-		var recs []storage.Record
-		for k, v := range st {
-			recs = append(recs, storage.Record{Key: k, Value: v})
-		}
-		g, err := group.Restore(alice.cfg, alice.id.SigningKey, recs)
-		if err != nil {
-			t.Fatalf("%s: restore: %v", when, err)
-		}
-		if fingerprint(g) != fingerprint(alice.g) {
+		if g := st.restore(t, alice, when); fingerprint(g) != fingerprint(alice.g) {
 			t.Fatalf("%s: restored state differs", when)
 		}
 		return ch
