@@ -347,6 +347,41 @@ func (h *Group) Reload(ctx context.Context) error {
 	return nil
 }
 
+// Refresh makes a cached handle current at the cost of one small request
+// when it already is: it reads the group's stored version
+// (storage.Backend.Version), first resolving an operation whose outcome is
+// unknown, and reloads only if another handle (in this process or another
+// worker) stored a change since. It reports whether it reloaded; a reload
+// drops a staged commit, whose merge would conflict. A deleted group gives
+// an error matching ErrGroupNotFound and breaks the handle.
+func (h *Group) Refresh(ctx context.Context) (reloaded bool, err error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.g == nil {
+		return false, h.err
+	}
+	if err := h.resolveLocked(ctx); err != nil {
+		return false, err
+	}
+	v, err := h.store.Version(ctx, h.id)
+	switch {
+	case errors.Is(err, storage.ErrGroupNotFound):
+		h.g, h.err = nil, fmt.Errorf("%w: %w", errDeleted, err)
+		return false, h.err
+	case err != nil:
+		return false, storageErr("reading the group's version", err)
+	case v == h.version:
+		return false, nil
+	}
+	h.opc.ctx = ctx
+	defer func() { h.opc.ctx = nil }()
+	h.reloadLocked(ctx)
+	if h.g == nil {
+		return false, h.err
+	}
+	return true, nil
+}
+
 var errDeleted = fmt.Errorf("%w: group deleted", ErrHandleBroken)
 
 // Store writes the handle's whole state over the stored one (fenced by

@@ -10,6 +10,7 @@ import (
 	"github.com/mlsengine/mlsengine/engine"
 	"github.com/mlsengine/mlsengine/mls/group"
 	"github.com/mlsengine/mlsengine/mls/wire"
+	"github.com/mlsengine/mlsengine/storage"
 	"github.com/mlsengine/mlsengine/storage/storagetest"
 )
 
@@ -215,5 +216,58 @@ func TestRetryRecognizedInsideOneCall(t *testing.T) {
 	}
 	if !slices.Equal(got, []string{"a", "b", "c"}) || l.Faults() != 6 {
 		t.Fatalf("got %v with %d faults", got, l.Faults())
+	}
+}
+
+// versionCounter counts the reads a backend serves.
+type versionCounter struct {
+	testStore
+	versions, loads int
+}
+
+func (c *versionCounter) Version(ctx context.Context, id []byte) (uint64, error) {
+	c.versions++
+	return c.testStore.Version(ctx, id)
+}
+
+func (c *versionCounter) Load(ctx context.Context, id []byte) (*storage.GroupRecords, error) {
+	c.loads++
+	return c.testStore.Load(ctx, id)
+}
+
+// TestRefresh: two handles of one stored group, as two workers hold them.
+// A current handle learns it is current with one Version request and no
+// load; a stale one reloads, once; a deleted group breaks it.
+func TestRefresh(t *testing.T) {
+	ctx := context.Background()
+	alice, bob := newMember(t, "alice", 101), newMember(t, "bob", 102)
+	counter := &versionCounter{testStore: alice.store}
+	alice.store = counter
+	alice.create(t, []byte("refresh"))
+	other, err := engine.LoadGroup(ctx, counter, alice.g.GroupID(), alice.cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	counter.versions, counter.loads = 0, 0
+	if reloaded, err := other.Refresh(ctx); err != nil || reloaded || counter.versions != 1 || counter.loads != 0 {
+		t.Fatalf("Refresh of a current handle: reloaded %v, %v; %d version reads, %d loads", reloaded, err, counter.versions, counter.loads)
+	}
+	add := addOne(t, alice, bob)
+	land(t, alice, add)
+	if reloaded, err := other.Refresh(ctx); err != nil || !reloaded || other.Epoch() != alice.g.Epoch() {
+		t.Fatalf("Refresh of a stale handle: reloaded %v, %v, epoch %d (want %d)", reloaded, err, other.Epoch(), alice.g.Epoch())
+	}
+	if reloaded, err := other.Refresh(ctx); err != nil || reloaded {
+		t.Fatalf("second Refresh: reloaded %v, %v", reloaded, err)
+	}
+	// The refreshed handle writes without a conflict.
+	if _, err := other.SelfUpdate(ctx, nil); err != nil {
+		t.Fatalf("a commit after Refresh: %v", err)
+	}
+	if err := engine.DeleteGroup(ctx, counter, alice.g.GroupID()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := other.Refresh(ctx); !errors.Is(err, engine.ErrGroupNotFound) {
+		t.Fatalf("Refresh of a deleted group: %v, want ErrGroupNotFound", err)
 	}
 }
