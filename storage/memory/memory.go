@@ -108,10 +108,31 @@ type entry struct {
 
 func (a *entry) compare(b *entry) int { return a.key.compare(b.key) }
 
+// smallReindex is the number of added entries up to which reindex splices
+// them in place.
+const smallReindex = 16
+
 // reindex rebuilds g.sorted after a unit added the entries in added (in any
-// order) and marked others dead: one merge, linear in the group's size.
+// order) and marked others dead. A unit of a few records (a message's)
+// is spliced in place, without a copy of the index; a larger one is
+// merged into a new index, linear in the group's size.
 func (g *group) reindex(added []*entry) {
 	slices.SortFunc(added, (*entry).compare)
+	if len(added) <= smallReindex {
+		live := g.sorted[:0]
+		for _, e := range g.sorted {
+			if !e.dead {
+				live = append(live, e)
+			}
+		}
+		clear(g.sorted[len(live):])
+		g.sorted = live
+		for _, e := range added {
+			i, _ := slices.BinarySearchFunc(g.sorted, e, (*entry).compare)
+			g.sorted = slices.Insert(g.sorted, i, e)
+		}
+		return
+	}
 	out := make([]*entry, 0, len(g.recs))
 	old := g.sorted
 	for len(old) > 0 || len(added) > 0 {
