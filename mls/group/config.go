@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"github.com/mlsengine/mlsengine/mls/persist"
 	"io"
-	"math"
 	"slices"
 	"time"
 
@@ -175,57 +174,31 @@ func (c *Config) handshakeWireFormat() wire.WireFormat {
 }
 
 // marshal encodes the persisted fields of the configuration, the
-// join-config record:
-//
-//	[configVersion, max_past_epochs uint, resumption_psks uint,
-//	 out_of_order_tolerance int, max_forward_distance int, padding_block uint,
-//	 encrypt_handshake bool, ratchet_tree_extension bool,
-//	 key_package_lifetime int, max_leaf_lifetime int]
-//
-// Tolerance and forward distance keep their sign (negative means none);
-// the lifetimes are in nanoseconds.
+// join-config record (persist.ConfigValue).
 func (c *Config) marshal() []byte {
-	return persist.Envelope(func(e *persist.Encoder) {
-		e.Array(10)
-		e.Uint(configVersion)
-		e.Uint(uint64(max(c.MaxPastEpochs, 0)))
-		e.Uint(uint64(max(c.NumberOfResumptionPSKs, 0)))
-		e.Int(int64(c.OutOfOrderTolerance))
-		e.Int(int64(c.MaxForwardDistance))
-		e.Uint(uint64(max(c.PaddingBlock, 0)))
-		e.Bool(c.EncryptHandshake)
-		e.Bool(c.RatchetTreeExtension)
-		e.Int(int64(c.KeyPackageLifetime))
-		e.Int(int64(c.MaxLeafLifetime))
+	return persist.ConfigValue(&persist.Config{
+		MaxPastEpochs:          c.MaxPastEpochs,
+		NumberOfResumptionPSKs: c.NumberOfResumptionPSKs,
+		OutOfOrderTolerance:    c.OutOfOrderTolerance,
+		MaxForwardDistance:     c.MaxForwardDistance,
+		PaddingBlock:           c.PaddingBlock,
+		EncryptHandshake:       c.EncryptHandshake,
+		RatchetTreeExtension:   c.RatchetTreeExtension,
+		KeyPackageLifetime:     c.KeyPackageLifetime,
+		MaxLeafLifetime:        c.MaxLeafLifetime,
 	})
 }
 
 // unmarshal decodes the persisted fields into c, leaving the others.
 func (c *Config) unmarshal(b []byte) error {
-	d := persist.NewDecoder(b)
-	d.Open(configVersion, 9)
-	toInt := func(v int64) int {
-		if int64(int(v)) != v {
-			d.Fail("integer %d out of range", v)
-		}
-		return int(v)
+	p, err := persist.OpenConfig(b)
+	if err != nil {
+		return corrupt(persist.JoinConfigName, err)
 	}
-	maxPast := int(d.Uint(math.MaxInt))
-	psks := int(d.Uint(math.MaxInt))
-	tolerance := toInt(d.Int())
-	forward := toInt(d.Int())
-	padding := int(d.Uint(math.MaxInt))
-	encrypt := d.Bool()
-	treeExt := d.Bool()
-	kpLifetime := time.Duration(d.Int())
-	maxLifetime := time.Duration(d.Int())
-	if err := d.Finish(); err != nil {
-		return corrupt("join-config", err)
-	}
-	c.MaxPastEpochs, c.NumberOfResumptionPSKs = maxPast, psks
-	c.OutOfOrderTolerance, c.MaxForwardDistance = tolerance, forward
-	c.PaddingBlock, c.EncryptHandshake, c.RatchetTreeExtension = padding, encrypt, treeExt
-	c.KeyPackageLifetime, c.MaxLeafLifetime = kpLifetime, maxLifetime
+	c.MaxPastEpochs, c.NumberOfResumptionPSKs = p.MaxPastEpochs, p.NumberOfResumptionPSKs
+	c.OutOfOrderTolerance, c.MaxForwardDistance = p.OutOfOrderTolerance, p.MaxForwardDistance
+	c.PaddingBlock, c.EncryptHandshake, c.RatchetTreeExtension = p.PaddingBlock, p.EncryptHandshake, p.RatchetTreeExtension
+	c.KeyPackageLifetime, c.MaxLeafLifetime = p.KeyPackageLifetime, p.MaxLeafLifetime
 	return nil
 }
 

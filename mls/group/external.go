@@ -8,6 +8,7 @@ import (
 	"github.com/mlsengine/mlsengine/mls/ciphersuite"
 	"github.com/mlsengine/mlsengine/mls/framing"
 	"github.com/mlsengine/mlsengine/mls/keyschedule"
+	"github.com/mlsengine/mlsengine/mls/persist"
 	"github.com/mlsengine/mlsengine/mls/ratchettree"
 	"github.com/mlsengine/mlsengine/mls/secret"
 	"github.com/mlsengine/mlsengine/mls/treekem"
@@ -251,12 +252,12 @@ func (g *Group) installEpochSecrets(s *keyschedule.Epoch, senderData, resumption
 	g.secrets = s
 	g.own = priv.Leaf()
 	g.setPriv(priv)
-	g.log.own(groupScope, storage.KeyMaterial, epochName(g.ctx.Epoch, "secrets"), epochRecord(g.secrets))
+	g.log.own(groupScope, storage.KeyMaterial, persist.EpochSecretsName(g.ctx.Epoch), epochRecord(g.secrets))
 	if err := g.startMessages(senderData, encryption); err != nil {
 		return err
 	}
 	g.addResumption(g.ctx.Epoch, resumption)
-	g.log.own(groupScope, storage.Public, "join-config", g.cfg.marshal())
+	g.log.own(groupScope, storage.Public, persist.JoinConfigName, g.cfg.marshal())
 	g.logFullTree()
 	g.logState()
 	return nil

@@ -77,7 +77,7 @@ type Group struct {
 	log *changeLog
 	// The tree records last logged: their width, the chunk size of layout
 	// 1 (0 for layout 2), and the nodes of layout 2 stored in records of
-	// their own (treerecords.go).
+	// their own (treerecords.go, mls/persist/tree.go).
 	storedCS, storedWidth uint32
 	extNodes              map[uint32]bool
 }

@@ -2,7 +2,6 @@ package group
 
 import (
 	"bytes"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"github.com/mlsengine/mlsengine/mls/persist"
@@ -188,7 +187,7 @@ func IsLastResort(kp *wire.KeyPackage) bool {
 
 // recordName is the name of the bundle's records (public and key
 // material) in the client scope.
-func (b *KeyPackageBundle) recordName() string { return "key-package/" + hex.EncodeToString(b.Ref()) }
+func (b *KeyPackageBundle) recordName() string { return persist.KeyPackageName(b.Ref()) }
 
 // Records returns the bundle's client-scope records: the KeyPackage
 // (Public) and its init and encryption private keys (KeyMaterial). The
@@ -196,18 +195,11 @@ func (b *KeyPackageBundle) recordName() string { return "key-package/" + hex.Enc
 // values and clears the key material once stored.
 //
 // The public record is the KeyPackage in its RFC 9420 encoding (§10); the
-// key material record is an envelope (records.go) of the two HPKE private
-// keys in their RFC 9180 SerializePrivateKey form:
-//
-//	[keyPackageKeysVersion, bin init key, bin encryption key]
+// key material record is an envelope of the two HPKE private keys in their
+// RFC 9180 SerializePrivateKey form (persist.KeyPackageKeysValue).
 func (b *KeyPackageBundle) Records() []storage.Record {
 	ik, ek := b.InitKey.Bytes(), b.EncryptionKey.Bytes()
-	keys := persist.Envelope(func(e *persist.Encoder) {
-		e.Array(3)
-		e.Uint(keyPackageKeysVersion)
-		e.Bin(ik.Bytes())
-		e.Bin(ek.Bytes())
-	})
+	keys := persist.KeyPackageKeysValue(ik, ek)
 	ik.Clear()
 	ek.Clear()
 	return []storage.Record{
@@ -232,14 +224,12 @@ func RestoreKeyPackageBundle(public, keyMaterial []byte, signingKey *ciphersuite
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrCorruptState, err)
 	}
-	d := persist.NewDecoder(keyMaterial)
-	d.Open(keyPackageKeysVersion, 2)
-	ib, eb := d.Secret(-1), d.Secret(-1)
-	defer ib.Clear()
-	defer eb.Clear()
-	if err := d.Finish(); err != nil {
+	ib, eb, err := persist.OpenKeyPackageKeys(keyMaterial)
+	if err != nil {
 		return nil, corrupt("key package keys", err)
 	}
+	defer ib.Clear()
+	defer eb.Clear()
 	ik, err := suite.ParseHPKEPrivateKey(ib.Bytes())
 	if err != nil {
 		return nil, fmt.Errorf("%w: init key: %w", ErrCorruptState, err)

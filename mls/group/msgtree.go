@@ -48,11 +48,6 @@ func (k *keyNonce) clear() {
 	k.nonce.Clear()
 }
 
-// keptKey is the value of a kept key record.
-type keptKey struct {
-	key, nonce secret.Secret
-}
-
 func newMsgTree(suite *ciphersuite.Suite, epoch uint64, encryption secret.Secret, leaves treemath.LeafCount, tol, maxFwd uint32, log *changeLog) (*msgTree, error) {
 	st, err := secrettree.New(suite, encryption, leaves, secrettree.WithOutOfOrderTolerance(tol), secrettree.WithMaxForwardDistance(maxFwd))
 	if err != nil {
@@ -65,59 +60,23 @@ func newMsgTree(suite *ciphersuite.Suite, epoch uint64, encryption secret.Secret
 	return t, nil
 }
 
-// Record names (see records.go): the name of a key-material record changes
-// whenever its secret does.
-func (t *msgTree) prefix() string { return "epoch/" + strconv.FormatUint(t.epoch, 10) + "/" }
+// Record names (persist.SecretNodeName, RatchetName, KeptKeyName): the
+// name of a key-material record changes whenever its secret does. One of
+// them is written for every message sent or received, so their envelopes
+// are built without reflection, straight into a buffer of their size that
+// the log takes over.
+func (t *msgTree) prefix() string { return persist.EpochPrefix(t.epoch) }
 
 func (t *msgTree) nodeName(x treemath.NodeIndex) string {
-	return t.prefix() + "tree/" + strconv.FormatUint(uint64(x), 10)
-}
-
-func ratchetLetter(rt secrettree.RatchetType) string {
-	if rt == secrettree.Handshake {
-		return "h"
-	}
-	return "a"
+	return persist.SecretNodeName(t.epoch, uint32(x))
 }
 
 func (t *msgTree) ratchetName(l treemath.LeafIndex, rt secrettree.RatchetType, next uint64) string {
-	return fmt.Sprintf("%sratchet/%d/%s/%d", t.prefix(), l, ratchetLetter(rt), next)
+	return persist.RatchetName(t.epoch, uint32(l), rt == secrettree.Handshake, next)
 }
 
 func (t *msgTree) keyName(l treemath.LeafIndex, rt secrettree.RatchetType, gen uint32) string {
-	return fmt.Sprintf("%skey/%d/%s/%d", t.prefix(), l, ratchetLetter(rt), gen)
-}
-
-// The records of the tree (records.go) are envelopes:
-//
-//	tree node, ratchet:  [valueVersion, bin secret]
-//	kept key:            [keptKeyVersion, bin key, bin nonce]
-//
-// One of them is written for every message sent or received, so they are
-// built without reflection, straight into a buffer of their size that the
-// log takes over.
-
-func keptKeyValue(k *keptKey) []byte {
-	return persist.Envelope(func(e *persist.Encoder) {
-		e.Array(3)
-		e.Uint(keptKeyVersion)
-		e.Bin(k.key.Bytes())
-		e.Bin(k.nonce.Bytes())
-	})
-}
-
-// openKeptKey decodes a kept key record of a key of nk and a nonce of nn
-// bytes.
-func openKeptKey(v []byte, nk, nn int) (keptKey, error) {
-	d := persist.NewDecoder(v)
-	d.Open(keptKeyVersion, 2)
-	k := keptKey{key: d.Secret(nk), nonce: d.Secret(nn)}
-	if err := d.Finish(); err != nil {
-		k.key.Clear()
-		k.nonce.Clear()
-		return keptKey{}, err
-	}
-	return k, nil
+	return persist.KeptKeyName(t.epoch, uint32(l), rt == secrettree.Handshake, gen)
 }
 
 // logState logs every entry of s as a record put, in new envelopes the log
@@ -125,14 +84,14 @@ func openKeptKey(v []byte, nk, nn int) (keptKey, error) {
 func (t *msgTree) logState(log *changeLog, s *secrettree.State) {
 	add := func(name string, v []byte) { log.own(groupScope, storage.KeyMaterial, name, v) }
 	for _, nd := range s.Nodes {
-		add(t.nodeName(nd.Node), persist.ValueEnvelope(valueVersion, nd.Secret.Bytes()))
+		add(t.nodeName(nd.Node), persist.ValueEnvelope(persist.ValueVersion, nd.Secret.Bytes()))
 	}
 	for _, r := range s.Ratchets {
 		// An exhausted ratchet has no secret: its record holds an empty one.
-		add(t.ratchetName(r.Leaf, r.Type, r.Next), persist.ValueEnvelope(valueVersion, r.Secret.Bytes()))
+		add(t.ratchetName(r.Leaf, r.Type, r.Next), persist.ValueEnvelope(persist.ValueVersion, r.Secret.Bytes()))
 	}
 	for _, k := range s.Kept {
-		add(t.keyName(k.Leaf, k.Type, k.Generation), keptKeyValue(&keptKey{key: k.Key, nonce: k.Nonce}))
+		add(t.keyName(k.Leaf, k.Type, k.Generation), persist.KeptKeyValue(k.Key, k.Nonce))
 	}
 }
 
@@ -290,7 +249,7 @@ func restoreMsgTree(suite *ciphersuite.Suite, epoch uint64, leaves treemath.Leaf
 			if err != nil {
 				return bad(r.Key.Name, err)
 			}
-			sec, err := persist.OpenSecret(r.Value, valueVersion, nh)
+			sec, err := persist.OpenSecret(r.Value, persist.ValueVersion, nh)
 			if err != nil {
 				return bad(r.Key.Name, err)
 			}
@@ -315,7 +274,7 @@ func restoreMsgTree(suite *ciphersuite.Suite, epoch uint64, leaves treemath.Leaf
 				if g == 1<<32 {
 					n = 0
 				}
-				sec, err := persist.OpenSecret(r.Value, valueVersion, n)
+				sec, err := persist.OpenSecret(r.Value, persist.ValueVersion, n)
 				if err != nil {
 					return bad(r.Key.Name, err)
 				}
@@ -325,12 +284,12 @@ func restoreMsgTree(suite *ciphersuite.Suite, epoch uint64, leaves treemath.Leaf
 			if g >= 1<<32 {
 				return bad(r.Key.Name, nil)
 			}
-			k, err := openKeptKey(r.Value, nk, nn)
+			key, nonce, err := persist.OpenKeptKey(r.Value, nk, nn)
 			if err != nil {
 				return bad(r.Key.Name, err)
 			}
 			s.Kept = append(s.Kept, secrettree.KeptKey{Leaf: treemath.LeafIndex(l), Type: rt,
-				KeyNonce: secrettree.KeyNonce{Generation: uint32(g), Key: k.key, Nonce: k.nonce}})
+				KeyNonce: secrettree.KeyNonce{Generation: uint32(g), Key: key, Nonce: nonce}})
 		default:
 			return bad(r.Key.Name, nil)
 		}

@@ -221,7 +221,7 @@ func TestMsgTreeRestoreRejects(t *testing.T) {
 	if len(good) != 5 {
 		t.Fatalf("records %v", slicesOfKeys(good))
 	}
-	secretValue := persist.ValueEnvelope(valueVersion, make([]byte, nh))
+	secretValue := persist.ValueEnvelope(persist.ValueVersion, make([]byte, nh))
 	cases := map[string]func(m map[string][]byte){
 		"unknown name":          func(m map[string][]byte) { m["epoch/3/other"] = secretValue },
 		"bad node index":        func(m map[string][]byte) { m["epoch/3/tree/x"] = secretValue },
@@ -231,7 +231,7 @@ func TestMsgTreeRestoreRejects(t *testing.T) {
 		"node covers no member": func(m map[string][]byte) { m["epoch/3/tree/12"] = secretValue },
 		"lost node":             func(m map[string][]byte) { delete(m, "epoch/3/tree/3") },
 		"short node": func(m map[string][]byte) {
-			m["epoch/3/tree/3"] = persist.ValueEnvelope(valueVersion, make([]byte, nh-1))
+			m["epoch/3/tree/3"] = persist.ValueEnvelope(persist.ValueVersion, make([]byte, nh-1))
 		},
 		"one ratchet":         func(m map[string][]byte) { delete(m, "epoch/3/ratchet/4/h/0") },
 		"two ratchets":        func(m map[string][]byte) { m["epoch/3/ratchet/4/h/1"] = secretValue },
@@ -262,7 +262,7 @@ func TestMsgTreeRestoreRejects(t *testing.T) {
 	// An exhausted ratchet's record holds an empty secret.
 	m := maps.Clone(good)
 	delete(m, "epoch/3/ratchet/4/h/0")
-	m["epoch/3/ratchet/4/h/4294967296"] = persist.ValueEnvelope(valueVersion, nil)
+	m["epoch/3/ratchet/4/h/4294967296"] = persist.ValueEnvelope(persist.ValueVersion, nil)
 	var recs []storage.Record
 	for n, v := range m {
 		recs = append(recs, storage.Record{Key: storage.Key{Class: storage.KeyMaterial, Name: n}, Value: v})

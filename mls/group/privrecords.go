@@ -17,7 +17,7 @@ import (
 )
 
 // The member's TreeKEM private state is stored as one record per HPKE
-// private key, hpke/<node>/<id> (privRecords). A restored group keeps
+// private key, hpke/<node>/<id> (privRecords, persist.HPKEName). A restored group keeps
 // them as they are and decodes them when a commit first needs them
 // (privState): decoding derives each public key, about 25 µs a key for
 // X25519 and more for the NIST curves, which a load for decrypting
@@ -45,7 +45,7 @@ func (rs *restorer) restorePriv(g *Group) error {
 	leafNode := uint64(2 * uint32(g.own))
 	haveLeaf := false
 	for name, v := range rs.key {
-		rest, ok := strings.CutPrefix(name, "hpke/")
+		rest, ok := strings.CutPrefix(name, persist.HPKENamePrefix)
 		if !ok {
 			continue
 		}
@@ -55,7 +55,7 @@ func (rs *restorer) restorePriv(g *Group) error {
 			sp.clear()
 			return corrupt(name, err)
 		}
-		kb, err := persist.OpenSecret(v, valueVersion, -1)
+		kb, err := persist.OpenSecret(v, persist.ValueVersion, -1)
 		if err != nil {
 			sp.clear()
 			return corrupt(name, err)
@@ -83,7 +83,7 @@ func (g *Group) privState() (*treekem.PrivateState, error) {
 	var nodes []treekem.NodeKey
 	leafNode := treemath.NodeIndex(2 * uint32(g.own))
 	for name, kb := range sp.keys {
-		ns, _, _ := strings.Cut(strings.TrimPrefix(name, "hpke/"), "/")
+		ns, _, _ := strings.Cut(strings.TrimPrefix(name, persist.HPKENamePrefix), "/")
 		n64, _ := strconv.ParseUint(ns, 10, 32) // checked by restorePriv
 		n := treemath.NodeIndex(n64)
 		k, err := g.suite.ParseHPKEPrivateKey(kb.Bytes())
@@ -113,7 +113,7 @@ func (g *Group) privState() (*treekem.PrivateState, error) {
 func (g *Group) logPrivRecords() {
 	if g.stored != nil {
 		for name, kb := range g.stored.keys {
-			g.log.own(groupScope, storage.KeyMaterial, name, persist.ValueEnvelope(valueVersion, kb.Bytes()))
+			g.log.own(groupScope, storage.KeyMaterial, name, persist.ValueEnvelope(persist.ValueVersion, kb.Bytes()))
 		}
 		return
 	}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/mlsengine/mlsengine/mls/ciphersuite"
 	"github.com/mlsengine/mlsengine/mls/framing"
+	"github.com/mlsengine/mlsengine/mls/persist"
 	"github.com/mlsengine/mlsengine/mls/treemath"
 	"github.com/mlsengine/mlsengine/mls/wire"
 )
@@ -48,18 +49,18 @@ func (g *Group) enqueue(qp *queuedProposal) {
 	}
 	q.byRef[string(qp.ref)] = qp
 	q.list = append(q.list, qp)
-	g.log.own(groupScope, storage.Public, "proposal/"+refName(qp.ref), queuedValue(len(q.list)-1, qp.ac.Bytes()))
+	g.log.own(groupScope, storage.Public, persist.ProposalName(qp.ref), persist.QueuedValue(len(q.list)-1, qp.ac.Bytes()))
 }
 
 // dropQueue empties the queue and deletes the pending Update keys (§9.2:
 // proposals and their keys do not outlive the epoch).
 func (g *Group) dropQueue() {
 	for _, qp := range g.queue.list {
-		g.log.del(groupScope, storage.Public, "proposal/"+refName(qp.ref))
+		g.log.del(groupScope, storage.Public, persist.ProposalName(qp.ref))
 	}
 	g.queue = proposalQueue{}
 	for name := range g.updates {
-		g.log.del(groupScope, storage.KeyMaterial, "pending-update/"+name)
+		g.log.del(groupScope, storage.KeyMaterial, persist.PendingUpdateName(name))
 	}
 	g.updates = nil
 }

@@ -14,10 +14,10 @@ import (
 	"github.com/vmihailenco/msgpack/v5"
 )
 
-// recordKinds maps the record names of the table in records.go to their
-// kind, and the kind to its number of envelope elements (version
-// included), or to 0 for an RFC 9420 structure, and its version (1 unless
-// given). Optional kinds need not appear in the states of richMembers:
+// recordKinds maps the record names of the table in
+// mls/persist/records.go to their kind, and the kind to its number of
+// envelope elements (version included), or to 0 for an RFC 9420
+// structure, and its version (1 unless given). Optional kinds need not appear in the states of richMembers:
 // legacy ones are read but no longer written, and tree nodes in records
 // of their own have TestTreeTiles.
 var recordKinds = []struct {

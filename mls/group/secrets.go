@@ -23,11 +23,8 @@ func takeEpoch(e *keyschedule.Epoch) (s *keyschedule.Epoch, senderData, resumpti
 	return e, e.TakeSenderDataSecret(), e.TakeResumptionPSK(), e.TakeEncryptionSecret()
 }
 
-// epochRecord encodes the secrets of e as the epoch/<e>/secrets record,
-// a bin of Nh bytes each, in the order of keyschedule's Stored:
-//
-//	[epochSecretsVersion, bin exporter, bin external, bin confirmation,
-//	 bin membership, bin authenticator, bin init]
+// epochRecord is the epoch/<e>/secrets record of e
+// (persist.EpochSecretsValue).
 func epochRecord(e *keyschedule.Epoch) []byte {
 	all := e.Stored()
 	defer func() {
@@ -35,37 +32,17 @@ func epochRecord(e *keyschedule.Epoch) []byte {
 			all[i].Clear()
 		}
 	}()
-	return persist.Envelope(func(enc *persist.Encoder) {
-		enc.Array(1 + len(all))
-		enc.Uint(epochSecretsVersion)
-		for _, s := range all {
-			enc.Bin(s.Bytes())
-		}
-	})
+	return persist.EpochSecretsValue(all)
 }
 
 // openEpochRecord decodes a record written by epochRecord. The secrets
 // are copies: nothing refers to b afterwards.
 func openEpochRecord(suite *ciphersuite.Suite, b []byte) (*keyschedule.Epoch, error) {
-	all := make([]secret.Secret, keyschedule.StoredSecrets)
-	d := persist.NewDecoder(b)
-	d.Open(epochSecretsVersion, len(all))
-	for i := range all {
-		all[i] = d.Secret(suite.HashLen())
-	}
-	err := d.Finish()
-	var e *keyschedule.Epoch
-	if err == nil {
-		e, err = keyschedule.RestoreEpoch(suite, all)
-	} else {
-		for i := range all {
-			all[i].Clear()
-		}
-	}
+	all, err := persist.OpenEpochSecrets(b, keyschedule.StoredSecrets, suite.HashLen())
 	if err != nil {
-		return nil, corrupt("epoch secrets", err)
+		return nil, err
 	}
-	return e, nil
+	return keyschedule.RestoreEpoch(suite, all)
 }
 
 // senderDataSecrets implements framing.EpochSecrets for the sender data

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"github.com/mlsengine/mlsengine/mls/keyschedule"
+	"github.com/mlsengine/mlsengine/mls/persist"
 	"github.com/mlsengine/mlsengine/storage"
 	"slices"
 
@@ -205,7 +206,7 @@ func (g *Group) advance(sc *StagedCommit) error {
 	if g.secrets != nil {
 		g.secrets.Clear()
 		g.secrets = nil
-		g.log.del(groupScope, storage.KeyMaterial, epochName(sc.baseEpoch, "secrets"))
+		g.log.del(groupScope, storage.KeyMaterial, persist.EpochSecretsName(sc.baseEpoch))
 	}
 
 	// Public state of the new epoch.
@@ -224,7 +225,7 @@ func (g *Group) advance(sc *StagedCommit) error {
 	g.own = sc.priv.Leaf()
 	g.setPriv(sc.priv)
 	g.secrets = sc.secrets
-	g.log.own(groupScope, storage.KeyMaterial, epochName(g.ctx.Epoch, "secrets"), epochRecord(g.secrets))
+	g.log.own(groupScope, storage.KeyMaterial, persist.EpochSecretsName(g.ctx.Epoch), epochRecord(g.secrets))
 	if err := g.startMessages(sc.senderData, sc.encryption); err != nil {
 		return err
 	}
@@ -307,7 +308,7 @@ func (g *Group) retireCurrent(members *pastMembers) {
 // under its prefix at once, however many senders left ratchets and kept
 // keys in it.
 func (g *Group) dropMessages(m *msgEpoch) {
-	g.log.delPrefix(groupScope, storage.KeyMaterial, epochName(m.epoch, ""))
+	g.log.delPrefix(groupScope, storage.KeyMaterial, persist.EpochPrefix(m.epoch))
 	if m.tree != nil {
 		m.tree.log = nil // the prefix covers every record of the tree
 		m.tree.clear()
@@ -322,7 +323,7 @@ func (g *Group) addResumption(epoch uint64, psk secret.Secret) {
 	g.logResumption(epoch, psk)
 	for len(g.resumption) > max(g.cfg.NumberOfResumptionPSKs, 0)+1 {
 		g.resumption[0].psk.Clear()
-		g.log.del(groupScope, storage.KeyMaterial, resumptionName(g.resumption[0].epoch))
+		g.log.del(groupScope, storage.KeyMaterial, persist.ResumptionName(g.resumption[0].epoch))
 		g.resumption = slices.Delete(g.resumption, 0, 1)
 	}
 }

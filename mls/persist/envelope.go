@@ -17,8 +17,8 @@ import (
 // A record whose value is not an RFC 9420 structure is an envelope: a
 // MessagePack array whose element 0 is the version of that record's
 // layout (a positive integer) and whose further elements are the fields of
-// that version, in a fixed order (the tables of the packages that define
-// records: mls/group's records.go, engine's records.go). An array rather
+// that version, in a fixed order (the tables of records.go for a group's
+// records, and of engine's records.go for its own). An array rather
 // than a map: field names would double the size of the secret tree records
 // written on every message, and a new layout gets a new version anyway.
 // MLS structures inside an envelope are bin fields holding their RFC 9420

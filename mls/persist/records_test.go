@@ -1,195 +1,193 @@
-package group
+package persist
 
 import (
 	"bytes"
 	"errors"
-	"github.com/mlsengine/mlsengine/mls/keyschedule"
-	"github.com/mlsengine/mlsengine/mls/persist"
 	"math"
 	"reflect"
 	"slices"
 	"testing"
 	"time"
 
-	"github.com/mlsengine/mlsengine/mls/ciphersuite"
 	"github.com/mlsengine/mlsengine/mls/secret"
-	"github.com/mlsengine/mlsengine/mls/treekem"
 	"github.com/vmihailenco/msgpack/v5"
 )
 
-func testSuite(t testing.TB) *ciphersuite.Suite {
-	t.Helper()
-	s, err := ciphersuite.Lookup(ciphersuite.MLS_128_DHKEMX25519_AES128GCM_SHA256_Ed25519)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
-}
+// The sizes of MLS_128_DHKEMX25519_AES128GCM_SHA256_Ed25519: hash, AEAD
+// key and nonce.
+const (
+	testNh = 32
+	testNk = 16
+	testNn = 12
+	// epochSecrets is keyschedule's StoredSecrets, the secrets of the
+	// epoch/<e>/secrets record.
+	epochSecrets = 6
+)
 
 func seq(n int, b byte) []byte { return bytes.Repeat([]byte{b}, n) }
 
-// envelopeCodecs pairs each envelope decoder with its encoder: decode
+// envelopeCodecs pairs each record decoder with its encoder: decode
 // returns the re-encoding of what it decoded, or an error.
-func envelopeCodecs(suite *ciphersuite.Suite) map[string]func([]byte) ([]byte, error) {
-	nh, nk, nn := suite.HashLen(), suite.KeyLen(), suite.NonceLen()
+func envelopeCodecs() map[string]func([]byte) ([]byte, error) {
 	return map[string]func([]byte) ([]byte, error){
 		"join-config": func(b []byte) ([]byte, error) {
-			var c Config
-			if err := c.unmarshal(b); err != nil {
-				return nil, err
-			}
-			return c.marshal(), nil
-		},
-		"state": func(b []byte) ([]byte, error) {
-			st, own, reinit, err := openState(b)
+			c, err := OpenConfig(b)
 			if err != nil {
 				return nil, err
 			}
-			return stateValue(st, own, reinit), nil
+			return ConfigValue(&c), nil
+		},
+		"state": func(b []byte) ([]byte, error) {
+			st, own, reinit, err := OpenState(b)
+			if err != nil {
+				return nil, err
+			}
+			return StateValue(st, own, reinit), nil
 		},
 		"tree/size": func(b []byte) ([]byte, error) {
-			n, cs, err := openTreeSize(b)
+			n, cs, err := OpenTreeSize(b)
 			if err != nil {
 				return nil, err
 			}
 			if cs == 0 {
-				return treeSizeValue(n), nil
+				return TreeSizeValue(n), nil
 			}
-			return chunkSizeValue(n, cs), nil
+			return ChunkSizeValue(n, cs), nil
 		},
 		"tile": func(b []byte) ([]byte, error) {
-			hashes, nodes, err := openTile(b)
+			hashes, nodes, err := OpenTile(b)
 			if err != nil {
 				return nil, err
 			}
-			return tileValue(hashes, nodes), nil
+			return TileValue(hashes, nodes), nil
 		},
 		"proposal": func(b []byte) ([]byte, error) {
-			s, ac, err := openQueued(b)
+			s, ac, err := OpenQueued(b)
 			if err != nil {
 				return nil, err
 			}
-			return queuedValue(int(s), ac), nil
+			return QueuedValue(int(s), ac), nil
 		},
 		"past members": func(b []byte) ([]byte, error) {
-			keys, err := openPastMembers(b)
+			keys, err := OpenPastMembers(b)
 			if err != nil {
 				return nil, err
 			}
-			return pastMembersValue(keys), nil
+			return PastMembersValue(keys), nil
 		},
 		"past delta": func(b []byte) ([]byte, error) {
-			n, delta, err := openPastDelta(b)
+			n, delta, err := OpenPastDelta(b)
 			if err != nil {
 				return nil, err
 			}
-			return pastDeltaValue(n, delta), nil
+			return PastDeltaValue(n, delta), nil
 		},
 		"value": func(b []byte) ([]byte, error) {
-			v, err := persist.OpenValue(b, valueVersion, -1)
+			v, err := OpenValue(b, ValueVersion, -1)
 			if err != nil {
 				return nil, err
 			}
-			return persist.ValueEnvelope(valueVersion, v), nil
+			return ValueEnvelope(ValueVersion, v), nil
 		},
 		"secret": func(b []byte) ([]byte, error) {
-			s, err := persist.OpenSecret(b, valueVersion, nh)
+			s, err := OpenSecret(b, ValueVersion, testNh)
 			if err != nil {
 				return nil, err
 			}
 			defer s.Clear()
-			return persist.ValueEnvelope(valueVersion, s.Bytes()), nil
+			return ValueEnvelope(ValueVersion, s.Bytes()), nil
 		},
 		"epoch secrets": func(b []byte) ([]byte, error) {
-			s, err := openEpochRecord(suite, b)
+			all, err := OpenEpochSecrets(b, epochSecrets, testNh)
+			if err != nil {
+				return nil, err
+			}
+			defer func() {
+				for i := range all {
+					all[i].Clear()
+				}
+			}()
+			return EpochSecretsValue(all), nil
+		},
+		"kept key": func(b []byte) ([]byte, error) {
+			k, n, err := OpenKeptKey(b, testNk, testNn)
+			if err != nil {
+				return nil, err
+			}
+			defer k.Clear()
+			defer n.Clear()
+			return KeptKeyValue(k, n), nil
+		},
+		"pending secrets": func(b []byte) ([]byte, error) {
+			s, err := OpenPendingSecrets(b, testNh)
 			if err != nil {
 				return nil, err
 			}
 			defer s.Clear()
-			return epochRecord(s), nil
+			return PendingSecretsValue(s), nil
 		},
-		"kept key": func(b []byte) ([]byte, error) {
-			k, err := openKeptKey(b, nk, nn)
+		"key package keys": func(b []byte) ([]byte, error) {
+			ik, ek, err := OpenKeyPackageKeys(b)
 			if err != nil {
 				return nil, err
 			}
-			return keptKeyValue(&k), nil
-		},
-		"pending secrets": func(b []byte) ([]byte, error) {
-			cs, priv, err := openPendingSecrets(suite, b)
-			if err != nil {
-				return nil, err
-			}
-			defer cs.Clear()
-			return pendingSecretsValue(cs, priv), nil
+			defer ik.Clear()
+			defer ek.Clear()
+			return KeyPackageKeysValue(ik, ek), nil
 		},
 	}
 }
 
 // envelopeSeeds returns a valid envelope of every layout.
-func envelopeSeeds(t testing.TB, suite *ciphersuite.Suite) [][]byte {
-	nh := suite.HashLen()
+func envelopeSeeds() [][]byte {
 	cfg := &Config{MaxPastEpochs: 3, NumberOfResumptionPSKs: 300, OutOfOrderTolerance: -1, MaxForwardDistance: 70000,
 		PaddingBlock: 32, EncryptHandshake: true, KeyPackageLifetime: -time.Hour, MaxLeafLifetime: math.MaxInt64}
-	stored := make([]secret.Secret, keyschedule.StoredSecrets)
+	stored := make([]secret.Secret, epochSecrets)
 	for i := range stored {
-		stored[i] = secret.New(seq(nh, byte(i)))
+		stored[i] = secret.New(seq(testNh, byte(i)))
 	}
-	es, err := keyschedule.RestoreEpoch(suite, stored)
-	if err != nil {
-		t.Fatal(err)
-	}
-	k1, err := suite.GenerateKeyPair(bytes.NewReader(seq(64, 0x11)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	k2, err := suite.GenerateKeyPair(bytes.NewReader(seq(64, 0x22)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	k1b := k1.Bytes()
-	defer k1b.Clear()
 	out := [][]byte{
-		cfg.marshal(),
-		(&Config{}).marshal(),
-		stateValue(StatusActive, 7, nil),
-		stateValue(StatusReInit, 1<<20, []byte{1, 2, 3}),
-		chunkSizeValue(5, 64),
-		chunkSizeValue(math.MaxUint32, 1<<24),
-		treeSizeValue(5),
-		treeSizeValue(math.MaxUint32),
-		tileValue(seq(15*nh, 6), seq(300, 7)),
-		tileValue(nil, nil),
-		queuedValue(0, seq(300, 9)),
-		queuedValue(70000, seq(70000, 9)),
-		pastMembersValue([][]byte{seq(32, 1), nil, {}, seq(65, 2)}),
-		pastDeltaValue(9, []pastDelta{{0, seq(32, 1)}, {3, nil}, {8, seq(65, 2)}}),
-		pastDeltaValue(1, nil),
-		persist.ValueEnvelope(valueVersion, seq(nh, 3)),
-		persist.ValueEnvelope(valueVersion, nil),
-		epochRecord(es),
-		keptKeyValue(&keptKey{key: secret.New(seq(suite.KeyLen(), 4)), nonce: secret.New(seq(suite.NonceLen(), 5))}),
-		persist.ValueEnvelope(valueVersion, k1b.Bytes()),
+		ConfigValue(cfg),
+		ConfigValue(&Config{}),
+		StateValue(1, 7, nil),
+		StateValue(4, 1<<20, []byte{1, 2, 3}),
+		ChunkSizeValue(5, 64),
+		ChunkSizeValue(math.MaxUint32, 1<<24),
+		TreeSizeValue(5),
+		TreeSizeValue(math.MaxUint32),
+		TileValue(seq(15*testNh, 6), seq(300, 7)),
+		TileValue(nil, nil),
+		QueuedValue(0, seq(300, 9)),
+		QueuedValue(70000, seq(70000, 9)),
+		PastMembersValue([][]byte{seq(32, 1), nil, {}, seq(65, 2)}),
+		PastDeltaValue(9, []PastDelta{{0, seq(32, 1)}, {3, nil}, {8, seq(65, 2)}}),
+		PastDeltaValue(1, nil),
+		ValueEnvelope(ValueVersion, seq(testNh, 3)),
+		ValueEnvelope(ValueVersion, nil),
+		EpochSecretsValue(stored),
+		KeptKeyValue(secret.New(seq(testNk, 4)), secret.New(seq(testNn, 5))),
+		ValueEnvelope(ValueVersion, seq(32, 0x11)),
+		KeyPackageKeysValue(secret.New(seq(32, 0x11)), secret.New(seq(32, 0x22))),
 	}
-	for _, cs := range []secret.Secret{{}, secret.New(seq(nh, 6))} {
-		// A state of a leaf key and one node key, as a commit of a
-		// two-member group leaves it.
-		ps, err := treekem.NewPrivateState(suite, 0, k1, []treekem.NodeKey{{Node: 1, Key: k2}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		out = append(out, pendingSecretsValue(cs, ps))
+	for _, cs := range []secret.Secret{{}, secret.New(seq(testNh, 6))} {
+		// A leaf key and one node key, as a commit of a two-member group
+		// leaves them.
+		out = append(out, PendingSecretsValue(&PendingSecrets{CommitSecret: cs, Leaf: 0, LeafKey: secret.New(seq(32, 0x11)),
+			Nodes: []NodeKey{{Node: 1, Key: secret.New(seq(32, 0x22))}}}))
 	}
 	return out
+}
+
+func isEnvelopeError(err error) bool {
+	return errors.Is(err, ErrMalformed) || errors.Is(err, ErrTrailing) || errors.Is(err, ErrVersion)
 }
 
 // TestEnvelopeRoundTrip decodes and re-encodes every seed envelope with
 // its own codec, and checks that every codec rejects the others' and
 // every strict prefix or extension of them.
 func TestEnvelopeRoundTrip(t *testing.T) {
-	suite := testSuite(t)
-	codecs := envelopeCodecs(suite)
-	for i, b := range envelopeSeeds(t, suite) {
+	codecs := envelopeCodecs()
+	for i, b := range envelopeSeeds() {
 		if len(b) != cap(b) {
 			t.Errorf("seed %d: capacity %d for %d bytes", i, cap(b), len(b))
 		}
@@ -204,8 +202,7 @@ func TestEnvelopeRoundTrip(t *testing.T) {
 		for name, codec := range codecs {
 			re, err := codec(b)
 			if err != nil {
-				if !errors.Is(err, ErrCorruptState) && !errors.Is(err, persist.ErrMalformed) &&
-					!errors.Is(err, persist.ErrTrailing) && !errors.Is(err, persist.ErrVersion) {
+				if !isEnvelopeError(err) {
 					t.Errorf("seed %d, %s: unclassified error %v", i, name, err)
 				}
 				continue
@@ -219,12 +216,12 @@ func TestEnvelopeRoundTrip(t *testing.T) {
 					t.Fatalf("seed %d, %s: prefix of %d bytes accepted", i, name, n)
 				}
 			}
-			if _, err := codec(append(slices.Clone(b), 0)); !errors.Is(err, persist.ErrTrailing) && !errors.Is(err, ErrCorruptState) {
+			if _, err := codec(append(slices.Clone(b), 0)); !errors.Is(err, ErrTrailing) {
 				t.Fatalf("seed %d, %s: trailing byte: %v", i, name, err)
 			}
 			bumped := slices.Clone(b)
 			bumped[1]++ // element 0, a fixint: the version
-			if _, err := codec(bumped); !errors.Is(err, persist.ErrVersion) {
+			if _, err := codec(bumped); !errors.Is(err, ErrVersion) {
 				t.Fatalf("seed %d, %s: version %d: %v", i, name, bumped[1], err)
 			}
 		}
@@ -237,19 +234,18 @@ func TestEnvelopeRoundTrip(t *testing.T) {
 // TestConfigEnvelopeStrict checks the configuration record's integers:
 // signed and unsigned, every width, only in their shortest form.
 func TestConfigEnvelopeStrict(t *testing.T) {
-	// Integers of the configuration: signed and unsigned, every width.
 	for _, c := range []Config{
 		{OutOfOrderTolerance: -1, MaxForwardDistance: -33},
 		{OutOfOrderTolerance: -129, MaxForwardDistance: -32769, KeyPackageLifetime: math.MinInt64},
 		{MaxPastEpochs: 128, NumberOfResumptionPSKs: 256, PaddingBlock: 65536, MaxLeafLifetime: math.MaxInt64},
 		{OutOfOrderTolerance: math.MaxInt32 + 1, MaxForwardDistance: math.MinInt32},
 	} {
-		var got Config
-		if err := got.unmarshal(c.marshal()); err != nil || !reflect.DeepEqual(got, c) {
+		got, err := OpenConfig(ConfigValue(&c))
+		if err != nil || !reflect.DeepEqual(got, c) {
 			t.Errorf("config %+v: got %+v, %v", c, got, err)
 		}
 	}
-	base := (&Config{}).marshal() // [1, 0, 0, 0, 0, 0, false, false, 0, 0]
+	base := ConfigValue(&Config{}) // [1, 0, 0, 0, 0, 0, false, false, 0, 0]
 	for name, patch := range map[string]func([]byte) []byte{
 		"uint8 zero":    func(b []byte) []byte { return slices.Concat(b[:2], []byte{0xcc, 0x00}, b[3:]) },
 		"int8 zero":     func(b []byte) []byte { return slices.Concat(b[:4], []byte{0xd0, 0x00}, b[5:]) },
@@ -263,44 +259,31 @@ func TestConfigEnvelopeStrict(t *testing.T) {
 		"eleven fields": func(b []byte) []byte { return slices.Concat([]byte{0x9b}, b[1:], []byte{0x00}) },
 		"uint32 small":  func(b []byte) []byte { return slices.Concat(b[:2], []byte{0xce, 0, 0, 0, 5}, b[3:]) },
 	} {
-		var c Config
-		if err := c.unmarshal(patch(slices.Clone(base))); !errors.Is(err, ErrCorruptState) {
+		if _, err := OpenConfig(patch(slices.Clone(base))); !isEnvelopeError(err) {
 			t.Errorf("%s: %v", name, err)
 		}
 	}
 }
 
-// FuzzEnvelopes feeds arbitrary bytes to every envelope decoder: none may
+// FuzzEnvelopes feeds arbitrary bytes to every record decoder: none may
 // panic, and what one accepts must re-encode to the same bytes (one
 // encoding per value).
 func FuzzEnvelopes(f *testing.F) {
-	suite := testSuite(f)
-	seeds := envelopeSeeds(f, suite)
-	if len(seeds) == 0 {
-		f.Fatal("no seeds")
-	}
-	for _, b := range seeds {
+	for _, b := range envelopeSeeds() {
 		f.Add(b)
 	}
-	codecs := envelopeCodecs(suite)
+	codecs := envelopeCodecs()
 	f.Fuzz(func(t *testing.T, b []byte) {
 		for name, codec := range codecs {
-			in := b
-			re, err := codec(in)
+			re, err := codec(b)
 			if err != nil {
+				if !isEnvelopeError(err) {
+					t.Fatalf("%s: unclassified error %v", name, err)
+				}
 				continue
 			}
-			if name == "pending secrets" {
-				// The HPKE private keys inside are in the KEM's own form,
-				// which can have several encodings of one key (X25519
-				// clamps, RFC 7748 §5): the re-encoding must be stable.
-				in = re
-				if re, err = codec(in); err != nil {
-					t.Fatalf("%s: re-encoding %x rejected: %v", name, in, err)
-				}
-			}
-			if !bytes.Equal(re, in) {
-				t.Fatalf("%s: %x re-encodes as %x", name, in, re)
+			if !bytes.Equal(re, b) {
+				t.Fatalf("%s: %x re-encodes as %x", name, b, re)
 			}
 		}
 	})
@@ -312,6 +295,6 @@ func BenchmarkSecretTreeRecord(b *testing.B) {
 	s := seq(32, 1)
 	b.ReportAllocs()
 	for b.Loop() {
-		clear(persist.ValueEnvelope(valueVersion, s))
+		clear(ValueEnvelope(ValueVersion, s))
 	}
 }
