@@ -26,7 +26,7 @@ import (
 // root blank) are not needed to load or change the tree (ratchettree
 // hashes them when a change below makes them needed), so tiles holding
 // only such nodes are not stored: a tree of 50,000 leaves in 65,536 keeps
-// no tile for its blank end, and the hash of the blank subtree's root.
+// no tile for its blank end, only the hashes of its blank subtrees' roots.
 //
 // Layout 1 (groups created before layout 2) stores the tree in chunks of
 // consecutive nodes, tree/<chunk size>/<k>; such groups keep that layout
