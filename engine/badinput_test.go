@@ -30,7 +30,13 @@ func flip(t *testing.T, msg *wire.MLSMessage, i int) []byte {
 // adds, removing a blank leaf, ...) need a forging hook that only package
 // group's tests have; TestNegativeCommits there checks them against a
 // digest of the group's records, which are exactly what the engine stores.
-func TestBadInputChangesNothing(t *testing.T) {
+func TestBadInputChangesNothing(t *testing.T) { badInput(t, newMember) }
+
+// TestBadInputChangesNothingJetStore is the same with jetstore backends,
+// whose raw contents are the server's files on disk.
+func TestBadInputChangesNothingJetStore(t *testing.T) { badInput(t, jetMembers(t)) }
+
+func badInput(t *testing.T, newMember memberMaker) {
 	ctx := context.Background()
 	alice, bob, carol, dave := newMember(t, "alice", 11), newMember(t, "bob", 12), newMember(t, "carol", 13), newMember(t, "dave", 14)
 	carol.cfg.MaxForwardDistance = 8

@@ -73,12 +73,23 @@ func countPrefix(km map[string][]byte, pred func(string) bool) int {
 func TestForwardSecrecyInBackend(t *testing.T) {
 	for _, c := range []struct{ pastEpochs, psks int }{{0, 0}, {2, 2}, {5, 1}, {1, 4}} {
 		t.Run(fmt.Sprintf("MaxPastEpochs=%d,NumberOfResumptionPSKs=%d", c.pastEpochs, c.psks), func(t *testing.T) {
-			forwardSecrecy(t, c.pastEpochs, c.psks)
+			forwardSecrecy(t, newMember, c.pastEpochs, c.psks)
 		})
 	}
 }
 
-func forwardSecrecy(t *testing.T, pastEpochs, psks int) {
+// TestForwardSecrecyInBackendJetStore is the same with jetstore backends:
+// RawContents is then every file of the server's store directory read from
+// disk, and every value in it that the member's keys open.
+func TestForwardSecrecyInBackendJetStore(t *testing.T) {
+	for _, c := range []struct{ pastEpochs, psks int }{{0, 0}, {2, 2}} {
+		t.Run(fmt.Sprintf("MaxPastEpochs=%d,NumberOfResumptionPSKs=%d", c.pastEpochs, c.psks), func(t *testing.T) {
+			forwardSecrecy(t, jetMembers(t), c.pastEpochs, c.psks)
+		})
+	}
+}
+
+func forwardSecrecy(t *testing.T, newMember memberMaker, pastEpochs, psks int) {
 	ctx := context.Background()
 	alice, bob := newMember(t, "alice", 21), newMember(t, "bob", 22)
 	alice.cfg.MaxPastEpochs, alice.cfg.NumberOfResumptionPSKs = pastEpochs, psks

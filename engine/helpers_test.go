@@ -47,6 +47,25 @@ type member struct {
 
 func newMember(t testing.TB, name string, seed uint64) *member {
 	t.Helper()
+	return newMemberIn(t, name, seed, memory.New())
+}
+
+// memberMaker makes the members of a test, each with its own backend.
+type memberMaker func(t testing.TB, name string, seed uint64) *member
+
+// jetMembers makes members whose backends are jetstore members of one
+// embedded server, each reopened on a new connection before every storage
+// call.
+func jetMembers(t testing.TB) memberMaker {
+	e := newJetEnv(t)
+	return func(t testing.TB, name string, seed uint64) *member {
+		return newMemberIn(t, name, seed, e.store(t, name, true))
+	}
+}
+
+// newMemberIn makes a member whose state is kept in store.
+func newMemberIn(t testing.TB, name string, seed uint64, store testStore) *member {
+	t.Helper()
 	rnd := newRand(seed)
 	s, err := ciphersuite.Lookup(engine.DefaultSuite)
 	if err != nil {
@@ -58,7 +77,7 @@ func newMember(t testing.TB, name string, seed uint64) *member {
 	}
 	return &member{
 		name:   name,
-		store:  memory.New(),
+		store:  store,
 		signer: sk,
 		cred:   wire.Credential{CredentialType: wire.CredentialTypeBasic, Identity: []byte(name)},
 		cfg: &engine.Config{Config: group.Config{

@@ -59,6 +59,7 @@ type scnMember struct {
 	joinEpoch uint64           // epoch from which it can read messages
 	kp        *wire.KeyPackage // while joining
 	lastKP    bool             // kp is a last-resort key package
+	renew     func()           // reopens the backend on a new connection
 }
 
 type scnApp struct {
@@ -93,6 +94,7 @@ type scnWorld struct {
 	groupGen int
 	stats    map[string]int
 	lossy    []*storagetest.LossyBackend // every client's backend, for counting faults
+	jet      *jetEnv                     // if set, clients keep their state in jetstore
 }
 
 func (w *scnWorld) fatalf(format string, args ...any) {
@@ -119,7 +121,13 @@ func (w *scnWorld) newClient() *scnMember {
 	// Every unit is checked against the traffic bounds, and one in twenty
 	// loses its request or its reply: the engine must retry it and
 	// behave as if nothing happened.
-	lossy := storagetest.Lossy(memory.New(), storagetest.RandomFaults(seed, 0.05))
+	var base testStore = memory.New()
+	var renew func()
+	if w.jet != nil {
+		js := w.jet.store(w.t, name, false)
+		base, renew = js, js.renew
+	}
+	lossy := storagetest.Lossy(base, storagetest.RandomFaults(seed, 0.05))
 	w.lossy = append(w.lossy, lossy)
 	store := newBoundedStore(w.t, lossy)
 	m := &member{
@@ -139,7 +147,7 @@ func (w *scnWorld) newClient() *scnMember {
 			PaddingBlock:           []int{0, 16, 64}[w.rng.IntN(3)],
 		}},
 	}
-	return &scnMember{member: m}
+	return &scnMember{member: m, renew: renew}
 }
 
 // newJoiner is a prospective member with a fresh key package in its
@@ -165,6 +173,9 @@ func (w *scnWorld) index(m *scnMember) int { return slices.Index(w.members, m) }
 
 func (w *scnWorld) reload(m *scnMember) {
 	w.t.Helper()
+	if m.renew != nil {
+		m.renew()
+	}
 	m.reload(w.t)
 	w.stats["reload"]++
 }
@@ -835,7 +846,27 @@ func (w *scnWorld) opReInit() {
 }
 
 func runEngineScenario(t *testing.T, suite ciphersuite.ID, seed uint64, epochs int) map[string]int {
-	w := &scnWorld{
+	return runScenarioWith(t, nil, suite, seed, epochs)
+}
+
+// TestEngineScenarioJetStore runs the scenario with every client's state in
+// jetstore on one embedded server, each client's Store reopened on a new
+// connection before each of its reloads, which come before every operation.
+func TestEngineScenarioJetStore(t *testing.T) {
+	epochs := 25
+	if testing.Short() {
+		epochs = 8
+	}
+	if n, err := strconv.Atoi(os.Getenv("MLS_JETSTORE_EPOCHS")); err == nil {
+		epochs = n
+	}
+	start := time.Now()
+	stats := runScenarioWith(t, newJetEnv(t), 1, 4, epochs)
+	t.Logf("%v in %v", stats, time.Since(start).Round(time.Millisecond))
+}
+
+func runScenarioWith(t *testing.T, jet *jetEnv, suite ciphersuite.ID, seed uint64, epochs int) map[string]int {
+	w := &scnWorld{jet: jet,
 		t: t, ctx: context.Background(), rng: rand.New(rand.NewPCG(seed, 77)), suite: suite, seed: seed,
 		psks:  map[string]secret.Secret{"shared": secret.Copy([]byte("a shared external psk"))},
 		stats: map[string]int{},
