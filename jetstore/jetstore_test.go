@@ -2,6 +2,8 @@ package jetstore_test
 
 import (
 	"context"
+	"errors"
+	"time"
 	"testing"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -53,4 +55,37 @@ func TestConformance(t *testing.T) {
 	storagetest.Run(t, func(t *testing.T) storage.Backend {
 		return open(t, startServer(t), "alice", nil)
 	})
+}
+
+// TestServerDown: with the server gone, reads fail with an error (never
+// "not found", which a caller would act on) and a write fails without
+// claiming success.
+func TestServerDown(t *testing.T) {
+	e := startServer(t)
+	s := open(t, e, "alice", nil)
+	ctx := context.Background()
+	gid := []byte("g")
+	u := &storage.Unit{Scope: storage.GroupScope(gid), Puts: []storage.Record{{Key: storage.Key{Scope: storage.GroupScope(gid), Class: storage.KeyMaterial, Name: "k"}, Value: []byte("v")}}}
+	if _, err := s.Apply(ctx, u); err != nil {
+		t.Fatal(err)
+	}
+	e.Shutdown()
+	tctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
+	defer cancel()
+	if _, err := s.Load(tctx, gid); err == nil || errors.Is(err, storage.ErrNotFound) {
+		t.Errorf("Load with the server down: %v", err)
+	}
+	if _, err := s.Load(tctx, []byte("other")); err == nil || errors.Is(err, storage.ErrNotFound) {
+		t.Errorf("Load of a missing group with the server down: %v", err)
+	}
+	if _, err := s.Version(tctx, gid); err == nil || errors.Is(err, storage.ErrNotFound) {
+		t.Errorf("Version with the server down: %v", err)
+	}
+	if _, err := s.List(tctx, storage.ClientScope(), storage.Public, ""); err == nil {
+		t.Errorf("List with the server down: %v", err)
+	}
+	u2 := &storage.Unit{Scope: storage.GroupScope(gid), Version: 1}
+	if _, err := s.Apply(tctx, u2); err == nil {
+		t.Errorf("Apply with the server down succeeded")
+	}
 }

@@ -4,26 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"iter"
 	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
-	"github.com/synadia-io/orbit.go/jetstreamext"
 	"github.com/vmihailenco/msgpack/v5"
 
 	"github.com/mlsengine/mlsengine/storage"
 )
-
-var errNoMessages = jetstreamext.ErrNoMessages
-
-func getBatch(ctx context.Context, js jetstream.JetStream, stream, filter string, seq uint64, n int) (iter.Seq2[*jetstream.RawStreamMsg, error], error) {
-	return jetstreamext.GetBatch(ctx, js, stream, n, jetstreamext.GetBatchSeq(seq), jetstreamext.GetBatchSubject(filter))
-}
-
-func getLastFor(ctx context.Context, js jetstream.JetStream, stream string, subjects []string) (iter.Seq2[*jetstream.RawStreamMsg, error], error) {
-	return jetstreamext.GetLastMsgsFor(ctx, js, stream, subjects)
-}
 
 // Stats counts what a Store asked of the server, for benchmarks.
 type Stats struct {

@@ -359,26 +359,15 @@ func (s *Store) scan(ctx context.Context, stream, filter string) ([]*jetstream.R
 	seq := uint64(1)
 	for {
 		s.stats.add(&s.stats.Requests, 1)
-		it, err := getBatch(ctx, s.js, stream, filter, seq, scanPage)
+		ms, more, err := s.directBatch(ctx, stream, directReq{Seq: seq, NextFor: filter, Batch: scanPage})
 		if err != nil {
 			return nil, s.readErr(ctx, err)
 		}
-		n, more := 0, false
-		for m, err := range it {
-			if errors.Is(err, errNoMessages) {
-				break
-			}
-			if err != nil {
-				return nil, s.readErr(ctx, err)
-			}
-			out = append(out, m)
-			n++
-			seq = m.Sequence + 1
-			more = m.Header.Get("Nats-Num-Pending") != "0"
-		}
-		if n == 0 || !more {
+		out = append(out, ms...)
+		if len(ms) == 0 || !more {
 			return out, nil
 		}
+		seq = ms[len(ms)-1].Sequence + 1
 	}
 }
 
@@ -392,21 +381,11 @@ func (s *Store) getLast(ctx context.Context, stream string, subjects []string) (
 		return nil, nil
 	}
 	s.stats.add(&s.stats.Requests, 1)
-	it, err := getLastFor(ctx, s.js, stream, subjects)
+	ms, _, err := s.directBatch(ctx, stream, directReq{MultiLastFor: subjects})
 	if err != nil {
 		return nil, s.readErr(ctx, err)
 	}
-	var out []*jetstream.RawStreamMsg
-	for m, err := range it {
-		if errors.Is(err, errNoMessages) {
-			break
-		}
-		if err != nil {
-			return nil, s.readErr(ctx, err)
-		}
-		out = append(out, m)
-	}
-	return out, nil
+	return ms, nil
 }
 
 func (s *Store) readErr(ctx context.Context, err error) error {
