@@ -251,9 +251,9 @@ func (s *Store) eraseDead(ctx context.Context, sc storage.Scope, j *journal, hse
 
 // erase erases one key-material message.
 func (s *Store) erase(ctx context.Context, m *jetstream.RawStreamMsg) error {
-	if s.o.hooks != nil && s.o.hooks.erased != nil {
+	if s.o.Hooks != nil && s.o.Hooks.Erased != nil {
 		if v, err := s.ring.open(m.Subject[len(s.l.keysPre):], m.Data); err == nil {
-			s.o.hooks.erased(v)
+			s.o.Hooks.Erased(v)
 		}
 	}
 	if err := s.step("erase"); err != nil {

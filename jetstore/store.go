@@ -82,15 +82,18 @@ type Options struct {
 	// discards them. No secret is ever logged.
 	Logger *slog.Logger
 
-	// hooks are test-only fault injection points.
-	hooks *hooks
+	// Hooks are for tests only: crash injection and erasure auditing.
+	Hooks *Hooks
 }
 
-// hooks are called at the steps of a unit; a non-nil error stops the unit
-// there, as a crash would.
-type hooks struct {
-	step   func(step string) error
-	erased func(value []byte) // called with each key-material value erased
+// Hooks are test-only callbacks at the steps of a unit.
+type Hooks struct {
+	// Step is called before each step of a unit ("commit", "committed",
+	// "published", "erase", "intent", "create-keys", "published-part"); a
+	// non-nil error stops the unit there, as a crash of the process would.
+	Step func(step string) error
+	// Erased is called with each key-material value the store erases.
+	Erased func(value []byte)
 }
 
 // Store is a storage.Backend on two JetStream KV buckets for one member.
@@ -326,8 +329,8 @@ func (s *Store) dropCache(sc storage.Scope) {
 
 // step calls the test hook for a named step of a unit.
 func (s *Store) step(name string) error {
-	if s.o.hooks != nil && s.o.hooks.step != nil {
-		return s.o.hooks.step(name)
+	if s.o.Hooks != nil && s.o.Hooks.Step != nil {
+		return s.o.Hooks.Step(name)
 	}
 	return nil
 }
