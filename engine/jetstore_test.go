@@ -8,6 +8,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/mlsengine/mlsengine/internal/natstest"
 	"github.com/mlsengine/mlsengine/jetstore"
 	"github.com/mlsengine/mlsengine/natsrv"
 	"github.com/mlsengine/mlsengine/storage"
@@ -21,9 +22,11 @@ import (
 
 var jetRoot = []byte("engine-tests-root-key-0123456789")
 
-// jetEnv is one embedded server shared by a test's members.
+// jetEnv is one server shared by a test's members: embedded, or a real
+// nats-server process.
 type jetEnv struct {
-	srv *natsrv.Embedded
+	connect  func() (*nats.Conn, error)
+	storeDir string
 }
 
 func newJetEnv(t testing.TB) *jetEnv {
@@ -33,7 +36,17 @@ func newJetEnv(t testing.TB) *jetEnv {
 		t.Fatal(err)
 	}
 	t.Cleanup(srv.Shutdown)
-	return &jetEnv{srv: srv}
+	return &jetEnv{connect: func() (*nats.Conn, error) { return srv.Connect() }, storeDir: srv.StoreDir()}
+}
+
+// newJetEnvProcess starts a nats-server process built from the module, on
+// 127.0.0.1, stopped when the test ends.
+func newJetEnvProcess(t testing.TB) *jetEnv {
+	t.Helper()
+	p := natstest.StartProcess(t, natstest.BuildServer(t), t.TempDir())
+	return &jetEnv{connect: func() (*nats.Conn, error) {
+		return natsrv.Connect(context.Background(), natsrv.ConnectOptions{URL: p.URL(), Name: "engine-test"})
+	}, storeDir: p.StoreDir()}
 }
 
 // store returns a member's backend. With perCall, every storage call opens
@@ -62,7 +75,7 @@ func (r *renewingStore) renew() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.closeLocked()
-	nc, err := r.e.srv.Connect()
+	nc, err := r.e.connect()
 	if err != nil {
 		r.t.Fatal(err)
 	}
@@ -71,7 +84,7 @@ func (r *renewingStore) renew() {
 		r.t.Fatal(err)
 	}
 	s, err := jetstore.Open(context.Background(), js, jetstore.Options{
-		Member: r.member, RootKey: jetRoot, StoreDir: r.e.srv.StoreDir(), SweepInterval: -1})
+		Member: r.member, RootKey: jetRoot, StoreDir: r.e.storeDir, SweepInterval: -1})
 	if err != nil {
 		r.t.Fatal(err)
 	}

@@ -865,6 +865,19 @@ func TestEngineScenarioJetStore(t *testing.T) {
 	t.Logf("%v in %v", stats, time.Since(start).Round(time.Millisecond))
 }
 
+// TestEngineScenarioRealServer is the same against a nats-server process
+// built from the module and started by the test, as CI has no server
+// running.
+func TestEngineScenarioRealServer(t *testing.T) {
+	epochs := 12
+	if testing.Short() {
+		epochs = 4
+	}
+	start := time.Now()
+	stats := runScenarioWith(t, newJetEnvProcess(t), 3, 5, epochs)
+	t.Logf("%v in %v", stats, time.Since(start).Round(time.Millisecond))
+}
+
 func runScenarioWith(t *testing.T, jet *jetEnv, suite ciphersuite.ID, seed uint64, epochs int) map[string]int {
 	w := &scnWorld{jet: jet,
 		t: t, ctx: context.Background(), rng: rand.New(rand.NewPCG(seed, 77)), suite: suite, seed: seed,

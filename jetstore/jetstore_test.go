@@ -2,12 +2,14 @@ package jetstore_test
 
 import (
 	"context"
+	"strings"
 	"errors"
 	"time"
 	"testing"
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/mlsengine/mlsengine/internal/natstest"
 	"github.com/mlsengine/mlsengine/jetstore"
 	"github.com/mlsengine/mlsengine/natsrv"
 	"github.com/mlsengine/mlsengine/storage"
@@ -88,4 +90,27 @@ func TestServerDown(t *testing.T) {
 	if _, err := s.Apply(tctx, u2); err == nil {
 		t.Errorf("Apply with the server down succeeded")
 	}
+}
+
+// TestConformanceRealServer runs the suite against a nats-server process
+// built from the module (CI starts none), reading its store directory.
+func TestConformanceRealServer(t *testing.T) {
+	p := natstest.StartProcess(t, natstest.BuildServer(t), t.TempDir())
+	storagetest.Run(t, func(t *testing.T) storage.Backend {
+		nc, err := natsrv.Connect(context.Background(), natsrv.ConnectOptions{URL: p.URL()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(nc.Close)
+		js, _ := jetstream.New(nc)
+		// Each subtest is its own member: the suite wants an empty backend.
+		member := strings.NewReplacer("/", "_", " ", "_").Replace(t.Name())
+		member = member[len(member)-min(len(member), 60):]
+		s, err := jetstore.Open(context.Background(), js, jetstore.Options{Member: member, RootKey: testRoot, StoreDir: p.StoreDir(), SweepInterval: -1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		return s
+	})
 }
