@@ -33,7 +33,8 @@ func (c *crasher) step(string) error {
 
 // crashWorld is alice, bob and carol in one group on one embedded server.
 type crashWorld struct {
-	t   *testing.T
+	t    *testing.T
+	mode jetstore.CommitMode
 	srv *natsrv.Embedded
 	ms  map[string]*member
 }
@@ -46,7 +47,7 @@ func (w *crashWorld) open(name string, c *crasher) *jetstore.Store {
 	}
 	w.t.Cleanup(nc.Close)
 	js, _ := jetstream.New(nc)
-	o := jetstore.Options{Member: name, RootKey: jetRoot, StoreDir: w.srv.StoreDir(), SweepInterval: -1, Grace: 1}
+	o := jetstore.Options{Member: name, RootKey: jetRoot, StoreDir: w.srv.StoreDir(), SweepInterval: -1, Grace: 1, Commit: w.mode}
 	if c != nil {
 		o.Hooks = &jetstore.Hooks{Step: c.step}
 	}
@@ -58,8 +59,8 @@ func (w *crashWorld) open(name string, c *crasher) *jetstore.Store {
 	return s
 }
 
-func newCrashWorld(t *testing.T, crashing string, c *crasher, withCarol bool) *crashWorld {
-	w := &crashWorld{t: t, ms: map[string]*member{}}
+func newCrashWorld(t *testing.T, mode jetstore.CommitMode, crashing string, c *crasher) *crashWorld {
+	w := &crashWorld{t: t, mode: mode, ms: map[string]*member{}}
 	var err error
 	if w.srv, err = natsrv.StartEmbedded(context.Background(), natsrv.EmbeddedOptions{Dir: t.TempDir()}); err != nil {
 		t.Fatal(err)
@@ -133,6 +134,12 @@ func (w *crashWorld) roundTrip(names ...string) {
 // and checks that it finds the whole old or the whole new state, that no
 // orphaned key material remains, and that the group goes on.
 func TestJetStoreCrashPoints(t *testing.T) {
+	for _, mode := range []jetstore.CommitMode{jetstore.CommitIntent, jetstore.CommitBatch} {
+		t.Run(fmt.Sprintf("mode%d", mode), func(t *testing.T) { crashPoints(t, mode) })
+	}
+}
+
+func crashPoints(t *testing.T, mode jetstore.CommitMode) {
 	ctx := context.Background()
 	gid := []byte("crash")
 	type op struct {
@@ -220,7 +227,7 @@ func TestJetStoreCrashPoints(t *testing.T) {
 	for _, o := range ops {
 		t.Run(o.name, func(t *testing.T) {
 			setup := func(c *crasher) *crashWorld {
-				w := newCrashWorld(t, o.who, c, o.carol)
+				w := newCrashWorld(t, mode, o.who, c)
 				a := w.ms["alice"]
 				a.create(t, gid)
 				kps := []*wire.KeyPackage{w.ms["bob"].keyPackage(t, false)}

@@ -92,6 +92,19 @@ func (s *Store) Apply(ctx context.Context, u *storage.Unit) (uint64, error) {
 			fresh = true
 			continue
 		}
+		if h != nil && h.Intent != nil {
+			// A unit under way: a retry of this very unit (its reply was
+			// lost), or another writer's. Roll back one that is ours or
+			// abandoned; leave a live one alone.
+			if (u.ID.IsZero() || h.Intent.ID != u.ID) && time.Since(h.Intent.Since) < s.o.Grace {
+				return 0, fmt.Errorf("%w: %v has a unit under way by another writer", storage.ErrConflict, u.Scope)
+			}
+			if err := s.abandonIntent(ctx, u.Scope, h, c.seq); err != nil {
+				return 0, err
+			}
+			fresh = true
+			continue
+		}
 		if h != nil && (h.Journal != nil || h.Chunks > 0) && !c.done {
 			// The last unit's work is unfinished, or finished by a writer
 			// that did not say so: finish it before anything can reuse
@@ -207,6 +220,9 @@ func (s *Store) commit(ctx context.Context, u *storage.Unit, c cached) (uint64, 
 		}
 		return s.createLarge(ctx, u, c, p)
 	}
+	if s.o.Commit == CommitIntent && len(p.km)+len(chunks) > 0 {
+		return s.commitIntent(ctx, u, c, p, chunks)
+	}
 	hb, err := encodeHead(p.nh)
 	if err != nil {
 		return 0, err
@@ -222,23 +238,28 @@ func (s *Store) commit(ctx context.Context, u *storage.Unit, c cached) (uint64, 
 	if err != nil {
 		return 0, s.commitErr(ctx, u.Scope, c, err)
 	}
+	return s.committed(ctx, u.Scope, p, hseq)
+}
+
+// committed finishes a unit after its commit point (the head at hseq).
+func (s *Store) committed(ctx context.Context, sc storage.Scope, p *planned, hseq uint64) (uint64, error) {
 	nc := cached{h: p.nh, seq: hseq}
 	if p.nh.Journal == nil && p.nh.Chunks == 0 {
 		nc.done = true
 	}
-	s.setCache(u.Scope, nc)
+	s.setCache(sc, nc)
 	if err := s.step("committed"); err != nil {
 		return p.version, err
 	}
 	if !nc.done {
-		if err := s.finishJournal(ctx, u.Scope, p.j, hseq); err != nil {
+		if err := s.finishJournal(ctx, sc, p.j, hseq); err != nil {
 			// The unit is committed; what is left is the next writer's,
 			// Load's or the sweeper's to finish.
-			s.log.Warn("jetstore: unit committed, its erasure or snapshot update is left to the sweeper", "scope", u.Scope.String(), "err", err)
+			s.log.Warn("jetstore: unit committed, its erasure or snapshot update is left to the sweeper", "scope", sc.String(), "err", err)
 			return p.version, nil
 		}
 		nc.done = true
-		s.setCache(u.Scope, nc)
+		s.setCache(sc, nc)
 	}
 	return p.version, nil
 }

@@ -37,13 +37,14 @@ func (s *Store) Check(ctx context.Context) (*Report, error) {
 		return nil, err
 	}
 	heads := map[storage.Scope]*head{}
+	hseqs := map[storage.Scope]uint64{}
 	for _, m := range ms {
 		if p, ok := s.l.parse(m.Subject); ok && p.kind == 'h' {
 			h, err := decodeHead(m.Data)
 			if err != nil {
 				return nil, err
 			}
-			heads[p.scope] = h
+			heads[p.scope], hseqs[p.scope] = h, m.Sequence
 		}
 	}
 	r := &Report{Scopes: len(heads)}
@@ -53,7 +54,7 @@ func (s *Store) Check(ctx context.Context) (*Report, error) {
 		if sc.IsGroup() && h.exists() {
 			r.Groups++
 		}
-		if h.Creating != nil || h.Journal != nil || h.Chunks > 0 {
+		if h.Creating != nil || h.Intent != nil || h.Journal != nil || h.Chunks > 0 {
 			r.Unfinished = append(r.Unfinished, sc.String())
 		}
 	}
@@ -65,6 +66,8 @@ func (s *Store) Check(ctx context.Context) (*Report, error) {
 		h := heads[p.scope]
 		k := storage.Key{Scope: p.scope, Class: storage.KeyMaterial, Name: p.name}
 		switch {
+		case h.pendingUnder(m, hseqs[p.scope]):
+			// A unit under way: counted in Unfinished.
 		case p.scope.IsGroup() && !h.exists():
 			r.Orphans = append(r.Orphans, fmt.Sprintf("%v (no such group)", k))
 		case h != nil && h.Journal.kills(p.scope, k):

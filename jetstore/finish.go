@@ -469,7 +469,7 @@ func (s *Store) Sweep(ctx context.Context) (int, error) {
 			s.log.Warn("jetstore: undecodable head", "subject", m.Subject)
 			continue
 		}
-		if h.Creating == nil && h.Journal == nil && h.Chunks == 0 {
+		if h.Creating == nil && h.Intent == nil && h.Journal == nil && h.Chunks == 0 {
 			continue
 		}
 		if err := s.repair(ctx, pr.scope, m.Sequence); err != nil {
@@ -494,6 +494,12 @@ func (s *Store) repair(ctx context.Context, sc storage.Scope, hseq uint64) error
 	}
 	if h.Creating != nil {
 		return s.abandonCreation(ctx, sc, h, seq)
+	}
+	if h.Intent != nil {
+		if time.Since(h.Intent.Since) < s.o.Grace {
+			return nil
+		}
+		return s.abandonIntent(ctx, sc, h, seq)
 	}
 	if err := s.finish(ctx, sc, h, seq); err != nil {
 		return err

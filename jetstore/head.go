@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/vmihailenco/msgpack/v5"
 
 	"github.com/mlsengine/mlsengine/storage"
@@ -27,6 +28,10 @@ type head struct {
 	// the group does not exist yet; records written under it are
 	// leftovers if it is abandoned.
 	Creating *creating `msgpack:"c,omitempty"`
+	// Intent marks a unit under way in the intent commit mode: its key
+	// material is being written to the subjects it names, and is not part
+	// of the scope until the head's next revision commits the unit.
+	Intent *intent `msgpack:"w,omitempty"`
 	// PubVersion is the version of the last unit that changed the scope's
 	// public records in the snapshot bucket; the snapshot's marker reaches
 	// it once that unit's journal has been applied.
@@ -48,6 +53,36 @@ type creating struct {
 	Since time.Time      `msgpack:"t"`
 	// Prior is the head the creation replaced (a tombstone, or nil).
 	Prior *head `msgpack:"p,omitempty"`
+}
+
+type intent struct {
+	// ID is the unit's ID (zero if it has none), to recognize a retry;
+	// Token is drawn for the intent, to tag what it writes.
+	ID    storage.UnitID `msgpack:"i"`
+	Token storage.UnitID `msgpack:"k"`
+	Since time.Time      `msgpack:"t"`
+	// Subjects are the key material and journal chunk subjects the unit
+	// writes before its commit.
+	Subjects []string `msgpack:"s"`
+}
+
+// unitHeader names the unit that wrote a key-material record under an
+// intent: a subject of the client scope can be written by units of several
+// scopes, and only the intent's own records may be rolled back with it.
+const unitHeader = "Mls-Unit"
+
+// pendingUnder reports whether m was written by the head's unfinished
+// intent (the head being at hseq).
+func (h *head) pendingUnder(m *jetstream.RawStreamMsg, hseq uint64) bool {
+	if h == nil || h.Intent == nil || m.Sequence <= hseq || m.Header.Get(unitHeader) != h.Intent.Token.String() {
+		return false
+	}
+	for _, s := range h.Intent.Subjects {
+		if s == m.Subject {
+			return true
+		}
+	}
+	return false
 }
 
 type remembered struct {
@@ -83,17 +118,16 @@ const headFormat = 1
 
 // live is the group version a unit must carry: 0 unless the group exists.
 func (h *head) live() uint64 {
-	if h == nil || h.Deleted || h.Creating != nil && h.Version == 0 {
-		return 0
-	}
-	if h.Creating != nil {
+	if h == nil || h.Deleted || h.Creating != nil {
 		return 0
 	}
 	return h.Version
 }
 
 // exists reports whether the head is of an existing group.
-func (h *head) exists() bool { return h != nil && !h.Deleted && h.Creating == nil }
+func (h *head) exists() bool {
+	return h != nil && !h.Deleted && h.Creating == nil && h.Version > 0
+}
 
 func (h *head) remembered(id storage.UnitID) (uint64, bool) {
 	if h == nil || id.IsZero() {

@@ -114,3 +114,11 @@ func TestConformanceRealServer(t *testing.T) {
 		return s
 	})
 }
+
+// TestConformanceBatchMode runs the suite with units committed as atomic
+// batches (the mode CommitAuto picks for replicated or memory buckets).
+func TestConformanceBatchMode(t *testing.T) {
+	storagetest.Run(t, func(t *testing.T) storage.Backend {
+		return open(t, startServer(t), "alice", func(o *jetstore.Options) { o.Commit = jetstore.CommitBatch })
+	})
+}

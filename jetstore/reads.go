@@ -168,6 +168,10 @@ func (s *Store) load(ctx context.Context, sc storage.Scope) (g *storage.GroupRec
 	}
 	for n, m := range recs {
 		k := storage.Key{Scope: sc, Class: storage.KeyMaterial, Name: n}
+		if h.pendingUnder(m, hseq) {
+			pending = true
+			continue
+		}
 		if j.kills(sc, k) {
 			pending = true
 			continue
@@ -179,7 +183,7 @@ func (s *Store) load(ctx context.Context, sc storage.Scope) (g *storage.GroupRec
 		out.Records = append(out.Records, storage.Record{Key: k, Value: v})
 	}
 	storage.SortRecords(out.Records)
-	if pending && time.Since(hTime) > s.o.Grace {
+	if (pending || h.Intent != nil) && time.Since(hTime) > s.o.Grace {
 		// A writer committed and did not finish: do it for it.
 		if err := s.repair(ctx, sc, hseq); err != nil {
 			s.log.Warn("jetstore: finishing an interrupted unit failed", "scope", sc.String(), "err", err)
@@ -280,13 +284,14 @@ func (s *Store) GetMany(ctx context.Context, keys []storage.Key) ([]storage.Reco
 		return nil, err
 	}
 	hs := map[storage.Scope]*head{}
+	hseqs := map[storage.Scope]uint64{}
 	for _, m := range km {
 		if sc, ok := heads[m.Subject]; ok {
 			h, err := decodeHead(m.Data)
 			if err != nil {
 				return nil, err
 			}
-			hs[sc] = h
+			hs[sc], hseqs[sc] = h, m.Sequence
 		}
 	}
 	for _, m := range km {
@@ -295,7 +300,7 @@ func (s *Store) GetMany(ctx context.Context, keys []storage.Key) ([]storage.Reco
 			continue
 		}
 		h := hs[k.Scope]
-		if k.Scope.IsGroup() && !h.exists() {
+		if k.Scope.IsGroup() && !h.exists() || h.pendingUnder(m, hseqs[k.Scope]) {
 			continue
 		}
 		if h != nil && h.Journal != nil && h.Journal.kills(k.Scope, k) {
@@ -326,8 +331,9 @@ func (s *Store) List(ctx context.Context, sc storage.Scope, c storage.Class, pre
 		return nil, err
 	}
 	var h *head
+	var hseq uint64
 	if c == storage.KeyMaterial {
-		if h, _, err = s.readHead(ctx, sc); err != nil {
+		if h, hseq, err = s.readHead(ctx, sc); err != nil {
 			return nil, err
 		}
 		if sc.IsGroup() && !h.exists() {
@@ -354,7 +360,7 @@ func (s *Store) List(ctx context.Context, sc storage.Scope, c storage.Class, pre
 			out = append(out, storage.Record{Key: k, Value: m.Data})
 			continue
 		}
-		if h != nil && h.Journal != nil && h.Journal.kills(sc, k) {
+		if h != nil && h.Journal != nil && h.Journal.kills(sc, k) || h.pendingUnder(m, hseq) {
 			continue
 		}
 		v, err := s.ring.open(m.Subject[len(s.l.keysPre):], m.Data)

@@ -82,6 +82,10 @@ type Options struct {
 	// discards them. No secret is ever logged.
 	Logger *slog.Logger
 
+	// Commit chooses how a unit with key material reaches its commit point
+	// (CommitAuto, the default, picks CommitIntent for a single-replica
+	// file store and CommitBatch otherwise; see the package documentation).
+	Commit CommitMode
 	// Hooks are for tests only: crash injection and erasure auditing.
 	Hooks *Hooks
 }
@@ -95,6 +99,25 @@ type Hooks struct {
 	// Erased is called with each key-material value the store erases.
 	Erased func(value []byte)
 }
+
+// CommitMode is how a unit that writes key material is committed.
+type CommitMode uint8
+
+const (
+	// CommitAuto picks CommitIntent when the key bucket has one replica on
+	// file storage, CommitBatch otherwise.
+	CommitAuto CommitMode = iota
+	// CommitBatch writes the unit's key material and the new head in one
+	// atomic batch. On a single-replica file store the server stages
+	// every atomic batch in a file store of its own, with fsyncs: about
+	// 5 ms per unit on a fast local disk.
+	CommitBatch
+	// CommitIntent marks the head with the unit's intent, writes the key
+	// material, and commits with the head's next revision: three
+	// round trips of about 0.1 ms each; an intent found unfinished after
+	// Options.Grace is rolled back.
+	CommitIntent
+)
 
 // Store is a storage.Backend on two JetStream KV buckets for one member.
 type Store struct {
@@ -191,6 +214,12 @@ func Open(ctx context.Context, js jetstream.JetStream, o Options) (*Store, error
 	}
 	if s.keys, err = s.ensureStream(ctx, s.l.keys, "$KV."+o.KeyBucket+".>", true); err != nil {
 		return nil, err
+	}
+	if s.o.Commit == CommitAuto {
+		s.o.Commit = CommitBatch
+		if cfg := s.keys.CachedInfo().Config; cfg.Replicas <= 1 && cfg.Storage == jetstream.FileStorage {
+			s.o.Commit = CommitIntent
+		}
 	}
 	if err := s.loadWrappingKeys(ctx); err != nil {
 		return nil, err

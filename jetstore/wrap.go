@@ -140,8 +140,8 @@ func (s *Store) reseal(ctx context.Context, sc storage.Scope, cur uint32) (int, 
 		if err != nil {
 			return 0, err
 		}
-		if h != nil && h.Creating != nil {
-			return 0, fmt.Errorf("jetstore: %v is being created; rotate again later", sc)
+		if h != nil && (h.Creating != nil || h.Intent != nil) {
+			return 0, fmt.Errorf("jetstore: %v has a unit under way; rotate again later", sc)
 		}
 		if h != nil && (h.Journal != nil || h.Chunks > 0) {
 			if err := s.finish(ctx, sc, h, hseq); err != nil {
