@@ -35,8 +35,8 @@ func (c *crasher) step(string) error {
 type crashWorld struct {
 	t    *testing.T
 	mode jetstore.CommitMode
-	srv *natsrv.Embedded
-	ms  map[string]*member
+	srv  *natsrv.Embedded
+	ms   map[string]*member
 }
 
 func (w *crashWorld) open(name string, c *crasher) *jetstore.Store {

@@ -95,11 +95,11 @@ type journal struct {
 	Version uint64 `msgpack:"v"`
 	// PrevPub is the snapshot marker's value before this journal: Load
 	// overlays the journal on a snapshot whose marker is PrevPub.
-	PrevPub     uint64     `msgpack:"pp,omitempty"`
-	Puts        []jrecord  `msgpack:"p,omitempty"` // Public puts only
-	Deletes     []jkey     `msgpack:"d,omitempty"`
-	Prefixes    []jkey     `msgpack:"x,omitempty"`
-	DeleteGroup bool       `msgpack:"g,omitempty"`
+	PrevPub     uint64    `msgpack:"pp,omitempty"`
+	Puts        []jrecord `msgpack:"p,omitempty"` // Public puts only
+	Deletes     []jkey    `msgpack:"d,omitempty"`
+	Prefixes    []jkey    `msgpack:"x,omitempty"`
+	DeleteGroup bool      `msgpack:"g,omitempty"`
 }
 
 type jrecord struct {

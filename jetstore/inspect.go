@@ -70,4 +70,3 @@ func (s *Store) RawContents(ctx context.Context) ([][]byte, error) {
 	}
 	return append(out, opened...), nil
 }
-

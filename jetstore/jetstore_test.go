@@ -2,10 +2,10 @@ package jetstore_test
 
 import (
 	"context"
-	"strings"
 	"errors"
-	"time"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 

@@ -84,7 +84,7 @@ func (l layout) scopeFilter(s storage.Scope, c storage.Class) string {
 	return l.pre(c) + l.scopeKey(s) + ".>"
 }
 
-func (l layout) headSubject(s storage.Scope) string  { return l.keysPre + l.scopeKey(s) + ".h" }
+func (l layout) headSubject(s storage.Scope) string   { return l.keysPre + l.scopeKey(s) + ".h" }
 func (l layout) markerSubject(s storage.Scope) string { return l.snapPre + l.scopeKey(s) + ".m" }
 func (l layout) journalSubject(s storage.Scope, i int) string {
 	return fmt.Sprintf("%s%s.j.%d", l.keysPre, l.scopeKey(s), i)

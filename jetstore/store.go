@@ -121,18 +121,18 @@ const (
 
 // Store is a storage.Backend on two JetStream KV buckets for one member.
 type Store struct {
-	js     jetstream.JetStream
-	nc     *nats.Conn
-	o      Options
-	l      layout
-	ring   *keyring
-	snap   jetstream.Stream
-	keys   jetstream.Stream
-	log    *slog.Logger
+	js   jetstream.JetStream
+	nc   *nats.Conn
+	o    Options
+	l    layout
+	ring *keyring
+	snap jetstream.Stream
+	keys jetstream.Stream
+	log  *slog.Logger
 
-	mu     sync.Mutex
-	locks  map[storage.Scope]*scopeLock
-	cache  map[storage.Scope]cached
+	mu    sync.Mutex
+	locks map[storage.Scope]*scopeLock
+	cache map[storage.Scope]cached
 
 	stopSweep context.CancelFunc
 	swept     sync.WaitGroup
@@ -148,7 +148,7 @@ type cached struct {
 	done    bool   // the head's journal has been finished
 	markSeq uint64 // sequence of the snapshot marker (0: none)
 	mark    marker
-	known   bool   // markSeq/mark are known
+	known   bool // markSeq/mark are known
 }
 
 type scopeLock struct {
