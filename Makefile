@@ -5,7 +5,7 @@ BENCHTIME ?= 1s
 BENCHCOUNT ?= 6
 BENCHPKGS ?= ./...
 
-.PHONY: all build test vectors fuzz bench storagecost soak lint
+.PHONY: all build test vectors fuzz bench storagecost soak lint bench-jetstore audit soak-jetstore cluster
 
 all: build test
 
@@ -17,7 +17,7 @@ build:
 test:
 	$(GO) vet ./...
 	$(GO) test -count=1 ./...
-	$(GO) test -race -short -count=1 ./engine ./storage/...
+	$(GO) test -race -short -count=1 ./engine ./storage/... ./jetstore/...
 
 # The long scenario run: 8 seeds x 1,000 epochs over all seven suites
 # through the engine, every member reloaded from storage before every
@@ -42,6 +42,24 @@ bench:
 # after a cold load; compare two runs with benchstat.
 storagecost:
 	$(GO) test -run='^$$' -bench='BenchmarkStorageCost|BenchmarkLoadGroup|BenchmarkColdDecrypt' -benchmem -benchtime=5x -count=$(BENCHCOUNT) -timeout=90m ./engine
+
+# Engine operations on jetstore against the memory backend (time, requests,
+# bytes, erasures, ratios); compare runs with benchstat.
+bench-jetstore:
+	$(GO) test -run='^$$' -bench=BenchmarkJetStore -benchtime=10x -count=$(BENCHCOUNT) -timeout=90m ./engine
+
+# The on-disk forward-secrecy audit, long: 1,000 epochs and 10,000 messages.
+audit:
+	MLS_AUDIT_EPOCHS=1000 $(GO) test -count=1 -run TestJetStoreForwardSecrecyAudit -timeout=90m -v ./engine
+
+# The engine scenario on jetstore, long.
+soak-jetstore:
+	MLS_JETSTORE_EPOCHS=300 $(GO) test -count=1 -run TestEngineScenarioJetStore -timeout=90m -v ./engine
+
+# jetstore on a three-node cluster of nats-server processes built from the
+# module: conformance, and the erasure window of the Raft logs (minutes).
+cluster:
+	NATSTEST_CLUSTER=1 $(GO) test -count=1 -run 'TestCluster' -timeout=60m -v ./internal/natstest ./jetstore
 
 lint:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt needed"; exit 1; }

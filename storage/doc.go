@@ -164,20 +164,14 @@
 //
 // The contract was designed to fit stores with per-key compare-and-swap and
 // bounded atomic batches, such as NATS JetStream key-value buckets (one
-// stream per class, batches of at most 1000 messages within one stream). One
-// way to fit it: keep a head record per group, in the Public store, holding
-// the version and the set of the group's live KeyMaterial names; write the
-// unit's new key material first (write-once names cannot clobber the live
-// state, and are ignored by readers until a head names them); then write the
-// Public changes and the new head in one batch, conditional on the head's
-// revision: that batch is the commit point, and the head's revision can be
-// the version; then erase the key material the unit deleted, with the names
-// still to erase recorded in the head so that recovery after a crash
-// finishes the job. The head also carries the IDs of the group's last
-// RememberedUnits units, so that a retry is recognized in the same read
-// that fences it (JetStream's atomic batches refuse message-id
-// deduplication, so the server cannot do it), and it outlives a deleted
-// group as a tombstone for the same reason.
+// stream per class, batches of at most 1000 messages within one stream).
+// Package jetstore is that backend: a head record per group in the key
+// bucket is the commit point (its compare-and-set is the version fence, it
+// remembers the last units' IDs and outlives a deleted group as a
+// tombstone), the unit's new key material reaches it first (write-once
+// names cannot clobber live state), and a journal in the head carries what
+// follows: the public changes for the snapshot bucket and the key material
+// to erase, finished by whoever finds it unfinished.
 //
 // What this package does not do: cache, encrypt, span groups in one unit,
 // fence client-wide records, or offer snapshot reads other than Load.
