@@ -112,8 +112,10 @@
 //     be imaged.
 //   - In an R3 cluster, additionally: each replica's Raft log keeps the
 //     proposal that wrote a value until the log is snapshotted and
-//     compacted; TestClusterErasureWindow (make cluster) measures that
-//     window. A lagging replica may also answer a direct get with an older
+//     compacted: TestClusterErasureWindow (make cluster) saw the sealed copy
+//     of an erased secret leave all three nodes' files 3 minutes after the
+//     erasure, on a quiet loopback cluster. Until then it opens with the
+//     root key and the wrapping key of its generation. A lagging replica may also answer a direct get with an older
 //     head; the compare-and-set on the head catches it.
 //   - Server-side encryption at rest (the server's cipher and key options)
 //     makes the server skip the overwrite when it deletes; jetstore's
