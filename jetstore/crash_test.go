@@ -253,7 +253,15 @@ func TestRotateWrappingKey(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	n, err := s.RotateWrappingKey(ctx)
+	if err := s.RotateWrappingKey(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// Other Stores of the member may still seal under the old generation
+	// until their next sweep: a young generation is not retired.
+	if n, err := open(t, e, "alice", nil).RetireWrappingKeys(ctx, time.Hour); err != nil || n != 0 {
+		t.Fatalf("retired the old generation while the new one is young: %d, %v", n, err)
+	}
+	n, err := s.RetireWrappingKeys(ctx, 0)
 	if err != nil {
 		t.Fatal(err)
 	}

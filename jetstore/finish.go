@@ -435,11 +435,34 @@ func (s *Store) sweeper(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			if _, err := s.Sweep(ctx); err != nil && ctx.Err() == nil {
+			if err := s.sweepOnce(ctx); err != nil && ctx.Err() == nil {
 				s.log.Warn("jetstore: sweep failed", "err", err)
 			}
 		}
 	}
+}
+
+// sweepOnce is one round of the sweeper: pick up wrapping keys other
+// processes started, finish what dead writers left, rotate the wrapping key
+// when it is due, and retire old generations once every Store has
+// switched.
+func (s *Store) sweepOnce(ctx context.Context) error {
+	if err := s.loadWrappingKeys(ctx); err != nil {
+		return err
+	}
+	if _, err := s.Sweep(ctx); err != nil {
+		return err
+	}
+	if s.o.RotateEvery > 0 {
+		cur, _ := s.ring.generations()
+		if time.Since(s.ring.since(cur)) > s.o.RotateEvery {
+			if err := s.RotateWrappingKey(ctx); err != nil {
+				return err
+			}
+		}
+	}
+	_, err := s.RetireWrappingKeys(ctx, 2*s.o.SweepInterval+s.o.Grace)
+	return err
 }
 
 // Sweep finishes the journals of heads older than Options.Grace and clears

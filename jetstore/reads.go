@@ -176,7 +176,7 @@ func (s *Store) load(ctx context.Context, sc storage.Scope) (g *storage.GroupRec
 			pending = true
 			continue
 		}
-		v, err := s.ring.open(m.Subject[len(s.l.keysPre):], m.Data)
+		v, err := s.unseal(ctx, m)
 		if err != nil {
 			return nil, false, err
 		}
@@ -306,7 +306,7 @@ func (s *Store) GetMany(ctx context.Context, keys []storage.Key) ([]storage.Reco
 		if h != nil && h.Journal != nil && h.Journal.kills(k.Scope, k) {
 			continue
 		}
-		v, err := s.ring.open(m.Subject[len(s.l.keysPre):], m.Data)
+		v, err := s.unseal(ctx, m)
 		if err != nil {
 			return nil, err
 		}
@@ -363,7 +363,7 @@ func (s *Store) List(ctx context.Context, sc storage.Scope, c storage.Class, pre
 		if h != nil && h.Journal != nil && h.Journal.kills(sc, k) || h.pendingUnder(m, hseq) {
 			continue
 		}
-		v, err := s.ring.open(m.Subject[len(s.l.keysPre):], m.Data)
+		v, err := s.unseal(ctx, m)
 		if err != nil {
 			return nil, err
 		}

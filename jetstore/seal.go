@@ -11,6 +11,7 @@ import (
 	"os"
 	"strconv"
 	"sync"
+	"time"
 
 	"golang.org/x/crypto/chacha20poly1305"
 )
@@ -107,7 +108,8 @@ type keyring struct {
 	mu      sync.RWMutex
 	kek     []byte            // derived from the root key; wraps the wrapping keys
 	keys    map[uint32][]byte // generation -> wrapping key
-	seqs    map[uint32]uint64 // generation -> sequence of its record
+	seqs    map[uint32]uint64    // generation -> sequence of its record
+	times   map[uint32]time.Time // generation -> when it was started
 	current uint32
 }
 
@@ -116,7 +118,7 @@ func newKeyring(root []byte, member string) (*keyring, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &keyring{kek: kek, keys: map[uint32][]byte{}, seqs: map[uint32]uint64{}}, nil
+	return &keyring{kek: kek, keys: map[uint32][]byte{}, seqs: map[uint32]uint64{}, times: map[uint32]time.Time{}}, nil
 }
 
 func wrapAD(member string, gen uint32) []byte {
@@ -234,12 +236,16 @@ func (r *keyring) openParsed(s sealed) ([]byte, error) {
 	return v, nil
 }
 
-// load installs the wrapping keys read from their records.
-func (r *keyring) install(gen uint32, key []byte, seq uint64) {
+// install adds a wrapping key read from its record or just created.
+func (r *keyring) install(gen uint32, key []byte, seq uint64, since time.Time) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if old := r.keys[gen]; old != nil {
+		clear(old)
+	}
 	r.keys[gen] = key
 	r.seqs[gen] = seq
+	r.times[gen] = since
 	if gen > r.current || r.keys[r.current] == nil {
 		r.current = gen
 	}
@@ -251,6 +257,19 @@ func (r *keyring) forget(gen uint32) {
 	clear(r.keys[gen])
 	delete(r.keys, gen)
 	delete(r.seqs, gen)
+	delete(r.times, gen)
+}
+
+func (r *keyring) holds(gen uint32) bool {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return r.keys[gen] != nil
+}
+
+func (r *keyring) since(gen uint32) time.Time {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return r.times[gen]
 }
 
 func (r *keyring) generations() (cur uint32, all map[uint32]uint64) {

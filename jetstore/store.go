@@ -40,6 +40,7 @@ const (
 	DefaultSweepInterval  = 30 * time.Second
 	DefaultGrace          = 10 * time.Second
 	DefaultTimeout        = 10 * time.Second
+	DefaultRotateEvery    = 6 * time.Hour
 )
 
 // Options configure Open.
@@ -68,6 +69,12 @@ type Options struct {
 	// interrupted units and removes leftovers (DefaultSweepInterval);
 	// negative disables it.
 	SweepInterval time.Duration
+	// RotateEvery is how old the current wrapping key generation may grow
+	// before the sweeper starts a new one (DefaultRotateEvery); negative
+	// disables rotation by the sweeper. Retired generations are erased
+	// once every Store of the member has switched (2 x SweepInterval +
+	// Grace).
+	RotateEvery time.Duration
 	// Grace is how long a unit's unfinished work or an unfinished creation
 	// is left to its writer before others finish or clear it
 	// (DefaultGrace).
@@ -179,6 +186,9 @@ func Open(ctx context.Context, js jetstream.JetStream, o Options) (*Store, error
 	}
 	if o.Timeout == 0 {
 		o.Timeout = DefaultTimeout
+	}
+	if o.RotateEvery == 0 {
+		o.RotateEvery = DefaultRotateEvery
 	}
 	if err := validMember(o.Member); err != nil {
 		return nil, err

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"fmt"
 	"strconv"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -19,17 +20,27 @@ func (s *Store) loadWrappingKeys(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
+		present := map[uint32]bool{}
 		for _, m := range ms {
 			gen, key, err := s.ring.unwrap(s.l.member, m.Data)
 			if err != nil {
 				return err
 			}
 			if p, ok := s.l.parse(m.Subject); !ok || p.index != strconv.FormatUint(uint64(gen), 10) {
+				clear(key)
 				return fmt.Errorf("%w: wrapping key record %s names another generation", ErrCorrupt, m.Subject)
 			}
-			s.ring.install(gen, key, m.Sequence)
+			present[gen] = true
+			s.ring.install(gen, key, m.Sequence, m.Time)
 		}
 		if len(ms) > 0 {
+			// Generations another process retired are gone for good.
+			_, held := s.ring.generations()
+			for g := range held {
+				if !present[g] {
+					s.ring.forget(g)
+				}
+			}
 			return nil
 		}
 		if _, err := s.newGeneration(ctx, 1); err != nil && !isCASFailure(err) {
@@ -53,33 +64,65 @@ func (s *Store) newGeneration(ctx context.Context, gen uint32) (uint64, error) {
 		clear(key)
 		return 0, err
 	}
-	s.ring.install(gen, key, seq)
+	s.ring.install(gen, key, seq, time.Now())
 	return seq, nil
 }
 
-// RotateWrappingKey starts a new wrapping key generation, re-seals every
-// live key-material record of the member under it, and erases the records
-// of the older generations. After it returns, a copy of any value sealed
-// before (in a Raft log, a freed block, a backup) cannot be opened even
-// with the root key, once the erased wrapping key records are gone from
-// those places too (see the package documentation for the windows).
+// unseal opens a key-material message, reading the wrapping keys again
+// if it was sealed under a generation another process started.
+func (s *Store) unseal(ctx context.Context, m *jetstream.RawStreamMsg) ([]byte, error) {
+	k := m.Subject[len(s.l.keysPre):]
+	v, err := s.ring.open(k, m.Data)
+	if err == nil {
+		return v, nil
+	}
+	if sl, ok := parseSealed(m.Data); ok && !s.ring.holds(sl.gen) {
+		if lerr := s.loadWrappingKeys(ctx); lerr != nil {
+			return nil, lerr
+		}
+		return s.ring.open(k, m.Data)
+	}
+	return nil, err
+}
+
+// RotateWrappingKey starts a new wrapping key generation, which this Store
+// seals with from now on; every Store of the member picks it up at its next
+// sweep, or when it meets a value sealed under it. The older generations
+// are retired by RetireWrappingKeys, which the sweeper calls once no Store
+// can still be sealing under them.
+func (s *Store) RotateWrappingKey(ctx context.Context) error {
+	cur, _ := s.ring.generations()
+	if _, err := s.newGeneration(ctx, cur+1); err != nil {
+		if !isCASFailure(err) {
+			return err
+		}
+		// Another process rotated at the same moment: use its key.
+		return s.loadWrappingKeys(ctx)
+	}
+	return nil
+}
+
+// RetireWrappingKeys re-seals every live key-material record of the member
+// under the current generation and erases the records of the older
+// generations, if the current one was started more than minAge ago (so
+// that every Store of the member has switched to it: the sweeper uses twice
+// its interval plus Grace). After it, a copy of a value sealed under a
+// retired generation (in a Raft log, a freed block, a backup) cannot be
+// opened, even with the root key, once the erased wrapping key records are
+// gone from those places too (see the package documentation for the
+// windows).
 //
 // Each scope is re-sealed in batches conditional on its head, so a
 // concurrent writer either commits first (and the batch is redone) or after.
 // It returns how many records it re-sealed.
-func (s *Store) RotateWrappingKey(ctx context.Context) (int, error) {
-	cur, _ := s.ring.generations()
-	if _, err := s.newGeneration(ctx, cur+1); err != nil {
-		if isCASFailure(err) {
-			// Another process rotated; pick up its key and go on.
-			if err := s.loadWrappingKeys(ctx); err != nil {
-				return 0, err
-			}
-		} else {
-			return 0, err
-		}
+func (s *Store) RetireWrappingKeys(ctx context.Context, minAge time.Duration) (int, error) {
+	if err := s.loadWrappingKeys(ctx); err != nil {
+		return 0, err
 	}
-	cur, _ = s.ring.generations()
+	cur, gens := s.ring.generations()
+	if len(gens) < 2 || time.Since(s.ring.since(cur)) < minAge {
+		return 0, nil
+	}
 	ms, err := s.scan(ctx, s.l.keys, s.l.keysPre+s.l.member+".>")
 	if err != nil {
 		return 0, err
@@ -115,7 +158,7 @@ func (s *Store) RotateWrappingKey(ctx context.Context) (int, error) {
 			}
 		}
 	}
-	_, gens := s.ring.generations()
+	_, gens = s.ring.generations()
 	for g, seq := range gens {
 		if g == cur || used[g] {
 			continue
