@@ -269,7 +269,7 @@ func (s *Store) commitErr(ctx context.Context, sc storage.Scope, c cached, err e
 	if isCASFailure(err) {
 		// Either the head moved (another writer; check again) or a key
 		// material name is taken (write-once). Only a fresh head tells.
-		h, seq, rerr := s.readHead(ctx, sc)
+		_, seq, rerr := s.readHead(ctx, sc)
 		if rerr != nil {
 			s.dropCache(sc)
 			return rerr
@@ -277,7 +277,6 @@ func (s *Store) commitErr(ctx context.Context, sc storage.Scope, c cached, err e
 		if seq != c.seq {
 			return errRetry
 		}
-		_ = h
 		return fmt.Errorf("%w: %v: a key material record of the unit exists", storage.ErrWriteOnce, sc)
 	}
 	if ctx.Err() != nil || isUnknown(err) {

@@ -2,7 +2,6 @@ package jetstore
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"slices"
 	"time"
@@ -547,4 +546,3 @@ func (s *Store) repair(ctx context.Context, sc storage.Scope, hseq uint64) error
 	return nil
 }
 
-var _ = errors.New

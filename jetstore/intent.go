@@ -2,7 +2,6 @@ package jetstore
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
@@ -198,4 +197,3 @@ func (s *Store) abandonIntent(ctx context.Context, sc storage.Scope, h *head, hs
 	return nil
 }
 
-var _ = errors.New

@@ -2,7 +2,6 @@ package jetstore
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"sync/atomic"
 	"time"
@@ -156,11 +155,10 @@ func (s *Store) load(ctx context.Context, sc storage.Scope) (g *storage.GroupRec
 				pubs[r.Name] = r.Value
 			}
 		}
-	case mk.Applied > h.PubVersion:
-		// The snapshot is ahead of the head read after it: it was
-		// applied between the two reads by a unit this read did not see.
-		return nil, true, nil
 	default:
+		// The snapshot moved between the two reads (a unit committed and
+		// applied after the snapshot was read and before the head was):
+		// read again.
 		return nil, true, nil
 	}
 	for n, v := range pubs {
@@ -373,4 +371,3 @@ func (s *Store) List(ctx context.Context, sc storage.Scope, c storage.Class, pre
 	return out, nil
 }
 
-var _ = errors.New

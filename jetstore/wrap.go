@@ -240,7 +240,7 @@ func (s *Store) reseal(ctx context.Context, sc storage.Scope, cur uint32) (int, 
 			hm.Header.Set(jetstream.ExpectedLastSubjSeqHeader, seqHeader(hseq))
 			batch = append(batch, hm)
 		}
-		nseq, err := s.publish(ctx, batch)
+		_, err = s.publish(ctx, batch)
 		s.dropCache(sc)
 		if isCASFailure(err) {
 			continue
@@ -248,7 +248,6 @@ func (s *Store) reseal(ctx context.Context, sc storage.Scope, cur uint32) (int, 
 		if err != nil {
 			return 0, s.readErr(ctx, err)
 		}
-		_ = nseq
 		if len(msgs) < maxBatch-1 {
 			return len(msgs), nil
 		}
