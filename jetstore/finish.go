@@ -545,4 +545,3 @@ func (s *Store) repair(ctx context.Context, sc storage.Scope, hseq uint64) error
 	s.setCache(sc, cached{h: h, seq: nseq, done: true})
 	return nil
 }
-

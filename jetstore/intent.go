@@ -196,4 +196,3 @@ func (s *Store) abandonIntent(ctx context.Context, sc storage.Scope, h *head, hs
 	}
 	return nil
 }
-

@@ -370,4 +370,3 @@ func (s *Store) List(ctx context.Context, sc storage.Scope, c storage.Class, pre
 	storage.SortRecords(out)
 	return out, nil
 }
-

@@ -106,8 +106,8 @@ func GenerateRootKey() string {
 // keyring holds the unwrapped wrapping keys of one member.
 type keyring struct {
 	mu      sync.RWMutex
-	kek     []byte            // derived from the root key; wraps the wrapping keys
-	keys    map[uint32][]byte // generation -> wrapping key
+	kek     []byte               // derived from the root key; wraps the wrapping keys
+	keys    map[uint32][]byte    // generation -> wrapping key
 	seqs    map[uint32]uint64    // generation -> sequence of its record
 	times   map[uint32]time.Time // generation -> when it was started
 	current uint32
