@@ -109,7 +109,7 @@ func (s *Store) Apply(ctx context.Context, u *storage.Unit) (uint64, error) {
 			// The last unit's work is unfinished, or finished by a writer
 			// that did not say so: finish it before anything can reuse
 			// the names it erases.
-			if err := s.finish(ctx, u.Scope, h, c.seq); err != nil {
+			if err := s.finish(ctx, u.Scope, h, c.seq, c.km); err != nil {
 				return 0, err
 			}
 			c.done = true
@@ -238,12 +238,37 @@ func (s *Store) commit(ctx context.Context, u *storage.Unit, c cached) (uint64, 
 	if err != nil {
 		return 0, s.commitErr(ctx, u.Scope, c, err)
 	}
-	return s.committed(ctx, u.Scope, p, hseq)
+	// A batch's messages have consecutive sequences ending at the last.
+	seqs := make([]uint64, len(p.km))
+	for i := range p.km {
+		seqs[i] = hseq - uint64(len(msgs)-1-i)
+	}
+	return s.committed(ctx, u.Scope, p, hseq, withPuts(c.km, p.km, seqs))
 }
 
-// committed finishes a unit after its commit point (the head at hseq).
-func (s *Store) committed(ctx context.Context, sc storage.Scope, p *planned, hseq uint64) (uint64, error) {
-	nc := cached{h: p.nh, seq: hseq}
+// withPuts returns km (nil stays nil: unknown) with the records of msgs at
+// seqs added.
+func withPuts(km map[string]uint64, msgs []*nats.Msg, seqs []uint64) map[string]uint64 {
+	if km == nil {
+		return nil
+	}
+	out := make(map[string]uint64, len(km)+len(msgs))
+	for k, v := range km {
+		out[k] = v
+	}
+	for i, m := range msgs {
+		out[m.Subject] = seqs[i]
+	}
+	return out
+}
+
+// committed finishes a unit after its commit point (the head at hseq); km
+// is the group's key material after the unit's puts, if known.
+func (s *Store) committed(ctx context.Context, sc storage.Scope, p *planned, hseq uint64, km map[string]uint64) (uint64, error) {
+	if sc.IsClient() {
+		km = nil
+	}
+	nc := cached{h: p.nh, seq: hseq, km: km}
 	if p.nh.Journal == nil && p.nh.Chunks == 0 {
 		nc.done = true
 	}
@@ -252,7 +277,7 @@ func (s *Store) committed(ctx context.Context, sc storage.Scope, p *planned, hse
 		return p.version, err
 	}
 	if !nc.done {
-		if err := s.finishJournal(ctx, sc, p.j, hseq); err != nil {
+		if err := s.finishJournal(ctx, sc, p.j, hseq, km); err != nil {
 			// The unit is committed; what is left is the next writer's,
 			// Load's or the sweeper's to finish.
 			s.log.Warn("jetstore: unit committed, its erasure or snapshot update is left to the sweeper", "scope", sc.String(), "err", err)

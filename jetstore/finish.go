@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -15,7 +16,7 @@ import (
 
 // finish carries out the journal of the head h (at sequence hseq), reading
 // its chunks if it has them.
-func (s *Store) finish(ctx context.Context, sc storage.Scope, h *head, hseq uint64) error {
+func (s *Store) finish(ctx context.Context, sc storage.Scope, h *head, hseq uint64, km map[string]uint64) error {
 	j, err := s.journalOf(ctx, sc, h, nil)
 	if err != nil {
 		return err
@@ -23,7 +24,7 @@ func (s *Store) finish(ctx context.Context, sc storage.Scope, h *head, hseq uint
 	if j == nil {
 		return nil
 	}
-	return s.finishJournal(ctx, sc, j, hseq)
+	return s.finishJournal(ctx, sc, j, hseq, km)
 }
 
 // journalOf returns h's journal, from the head or from its chunk records
@@ -65,7 +66,11 @@ func (s *Store) journalOf(ctx context.Context, sc storage.Scope, h *head, msgs [
 // erases the key material it deleted. hseq is the sequence of the head that
 // committed j: every record j deleted was written before it, so nothing at
 // or after hseq is touched, which keeps a late finisher harmless.
-func (s *Store) finishJournal(ctx context.Context, sc storage.Scope, j *journal, hseq uint64) error {
+//
+// km, if not nil, is the group's key material as of hseq (see cached.km):
+// erasure then needs no read for the group's records, and km loses what is
+// erased.
+func (s *Store) finishJournal(ctx context.Context, sc storage.Scope, j *journal, hseq uint64, km map[string]uint64) error {
 	if j.hasPublic() {
 		if err := s.applyPublic(ctx, sc, j); err != nil {
 			return err
@@ -74,7 +79,7 @@ func (s *Store) finishJournal(ctx context.Context, sc storage.Scope, j *journal,
 	if err := s.step("published"); err != nil {
 		return err
 	}
-	if err := s.eraseDead(ctx, sc, j, hseq); err != nil {
+	if err := s.eraseDead(ctx, sc, j, hseq, km); err != nil {
 		return err
 	}
 	// Journal chunks hold public values only; a purge is enough.
@@ -195,9 +200,11 @@ func (s *Store) writePublic(ctx context.Context, sc storage.Scope, j *journal, m
 }
 
 // eraseDead erases the key material j deleted that was written before
-// hseq.
-func (s *Store) eraseDead(ctx context.Context, sc storage.Scope, j *journal, hseq uint64) error {
-	var subjects []string
+// hseq, finding its sequences in km when that is known and with reads
+// otherwise.
+func (s *Store) eraseDead(ctx context.Context, sc storage.Scope, j *journal, hseq uint64, km map[string]uint64) error {
+	var dead []uint64
+	var subjects, filters []string
 	for _, d := range j.Deletes {
 		if d.Class != storage.KeyMaterial {
 			continue
@@ -206,18 +213,22 @@ func (s *Store) eraseDead(ctx context.Context, sc storage.Scope, j *journal, hse
 		if d.Client {
 			k.Scope = storage.ClientScope()
 		}
-		subjects = append(subjects, s.l.recordSubject(k))
-	}
-	var dead []*jetstream.RawStreamMsg
-	if len(subjects) > 0 {
-		ms, err := s.getLast(ctx, s.l.keys, subjects)
-		if err != nil {
-			return err
+		subj := s.l.recordSubject(k)
+		if km != nil && !d.Client {
+			if seq, ok := km[subj]; ok {
+				dead = append(dead, seq)
+				delete(km, subj)
+			}
+			continue
 		}
-		dead = append(dead, ms...)
+		subjects = append(subjects, subj)
 	}
-	var filters []string
-	for _, p := range j.Prefixes {
+	var prefixes []jkey
+	prefixes = append(prefixes, j.Prefixes...)
+	if j.DeleteGroup {
+		prefixes = append(prefixes, jkey{Class: storage.KeyMaterial})
+	}
+	for _, p := range prefixes {
 		if p.Class != storage.KeyMaterial {
 			continue
 		}
@@ -225,23 +236,42 @@ func (s *Store) eraseDead(ctx context.Context, sc storage.Scope, j *journal, hse
 		if p.Client {
 			scope = storage.ClientScope()
 		}
-		filters = append(filters, s.l.prefixFilter(scope, storage.KeyMaterial, p.Name))
+		f := s.l.prefixFilter(scope, storage.KeyMaterial, p.Name)
+		if km != nil && !p.Client {
+			pre := strings.TrimSuffix(f, ">")
+			for subj, seq := range km {
+				if strings.HasPrefix(subj, pre) {
+					dead = append(dead, seq)
+					delete(km, subj)
+				}
+			}
+			continue
+		}
+		filters = append(filters, f)
 	}
-	if j.DeleteGroup {
-		filters = append(filters, s.l.prefixFilter(sc, storage.KeyMaterial, ""))
+	if len(subjects) > 0 {
+		ms, err := s.getLast(ctx, s.l.keys, subjects)
+		if err != nil {
+			return err
+		}
+		for _, m := range ms {
+			dead = append(dead, m.Sequence)
+		}
 	}
 	for _, f := range filters {
 		ms, err := s.scan(ctx, s.l.keys, f)
 		if err != nil {
 			return err
 		}
-		dead = append(dead, ms...)
+		for _, m := range ms {
+			dead = append(dead, m.Sequence)
+		}
 	}
-	for _, m := range dead {
-		if m.Sequence >= hseq {
+	for _, seq := range dead {
+		if seq >= hseq {
 			continue
 		}
-		if err := s.erase(ctx, m); err != nil {
+		if err := s.erase(ctx, seq); err != nil {
 			return err
 		}
 	}
@@ -249,16 +279,11 @@ func (s *Store) eraseDead(ctx context.Context, sc storage.Scope, j *journal, hse
 }
 
 // erase erases one key-material message.
-func (s *Store) erase(ctx context.Context, m *jetstream.RawStreamMsg) error {
-	if s.o.Hooks != nil && s.o.Hooks.Erased != nil {
-		if v, err := s.ring.open(m.Subject[len(s.l.keysPre):], m.Data); err == nil {
-			s.o.Hooks.Erased(v)
-		}
-	}
+func (s *Store) erase(ctx context.Context, seq uint64) error {
 	if err := s.step("erase"); err != nil {
 		return err
 	}
-	return s.secureDelete(ctx, m.Sequence)
+	return s.secureDelete(ctx, seq)
 }
 
 // ---- creation in several batches ----
@@ -362,7 +387,7 @@ func (s *Store) createLarge(ctx context.Context, u *storage.Unit, c cached, p *p
 		return p.version, err
 	}
 	if nh.Journal != nil {
-		if err := s.finishJournal(ctx, sc, cj, hseq); err != nil {
+		if err := s.finishJournal(ctx, sc, cj, hseq, nil); err != nil {
 			s.log.Warn("jetstore: group created, its client-wide changes are left to the sweeper", "scope", sc.String(), "err", err)
 			return p.version, nil
 		}
@@ -395,7 +420,7 @@ func (s *Store) abandonCreation(ctx context.Context, sc storage.Scope, h *head, 
 	}
 	for _, m := range ms {
 		if m.Sequence > hseq {
-			if err := s.erase(ctx, m); err != nil {
+			if err := s.erase(ctx, m.Sequence); err != nil {
 				return err
 			}
 		}
@@ -523,7 +548,7 @@ func (s *Store) repair(ctx context.Context, sc storage.Scope, hseq uint64) error
 		}
 		return s.abandonIntent(ctx, sc, h, seq)
 	}
-	if err := s.finish(ctx, sc, h, seq); err != nil {
+	if err := s.finish(ctx, sc, h, seq, nil); err != nil {
 		return err
 	}
 	// Trim, so the next sweep passes this scope by.

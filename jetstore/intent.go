@@ -48,7 +48,8 @@ func (s *Store) commitIntent(ctx context.Context, u *storage.Unit, c cached, p *
 		cp := *c.h
 		marked = &cp
 	}
-	marked.Intent = in
+	// The previous unit's journal was finished before this unit began.
+	marked.Intent, marked.Journal, marked.Chunks = in, nil, 0
 	mb, err := encodeHead(marked)
 	if err != nil {
 		return 0, err
@@ -63,11 +64,12 @@ func (s *Store) commitIntent(ctx context.Context, u *storage.Unit, c cached, p *
 	if err != nil {
 		return 0, s.commitErr(ctx, sc, c, err)
 	}
-	s.setCache(sc, cached{h: marked, seq: iseq, done: true})
+	s.setCache(sc, cached{h: marked, seq: iseq, done: true, km: c.km})
 	if err := s.step("intent-keys"); err != nil {
 		return 0, err
 	}
-	if err := s.publishAll(ctx, append(p.km, chunks...)); err != nil {
+	seqs, err := s.publishAll(ctx, append(p.km, chunks...))
+	if err != nil {
 		// Roll back now if we can; otherwise the intent stays for a retry
 		// of this unit, another writer after Grace, or the sweeper.
 		if isCASFailure(err) {
@@ -102,15 +104,15 @@ func (s *Store) commitIntent(ctx context.Context, u *storage.Unit, c cached, p *
 		}
 		return 0, s.commitErr(ctx, sc, cached{h: marked, seq: iseq}, err)
 	}
-	return s.committed(ctx, sc, p, hseq)
+	return s.committed(ctx, sc, p, hseq, withPuts(c.km, p.km, seqs))
 }
 
 // publishAll publishes msgs without waiting between them and waits for
-// every acknowledgement: one round trip. The first error is returned, a
-// write-once violation in preference.
-func (s *Store) publishAll(ctx context.Context, msgs []*nats.Msg) error {
+// every acknowledgement: one round trip. It returns each message's
+// sequence, or the first error, a write-once violation in preference.
+func (s *Store) publishAll(ctx context.Context, msgs []*nats.Msg) ([]uint64, error) {
 	if len(msgs) == 0 {
-		return nil
+		return nil, nil
 	}
 	n := 0
 	for _, m := range msgs {
@@ -129,10 +131,12 @@ func (s *Store) publishAll(ctx context.Context, msgs []*nats.Msg) error {
 		}
 		futs = append(futs, f)
 	}
-	for _, f := range futs {
+	seqs := make([]uint64, len(msgs))
+	for i, f := range futs {
 		select {
 		case ack := <-f.Ok():
 			s.sawSeq(ack.Sequence)
+			seqs[i] = ack.Sequence
 		case err := <-f.Err():
 			if first == nil || isCASFailure(err) && !isCASFailure(first) {
 				first = err
@@ -143,7 +147,10 @@ func (s *Store) publishAll(ctx context.Context, msgs []*nats.Msg) error {
 			}
 		}
 	}
-	return first
+	if first != nil {
+		return nil, first
+	}
+	return seqs, nil
 }
 
 // abandonIntent rolls back the unfinished unit of the head h at hseq: it
@@ -165,7 +172,7 @@ func (s *Store) abandonIntent(ctx context.Context, sc storage.Scope, h *head, hs
 		}
 		for _, m := range ms {
 			if h.pendingUnder(m, hseq) {
-				if err := s.erase(ctx, m); err != nil {
+				if err := s.erase(ctx, m.Sequence); err != nil {
 					return err
 				}
 			}

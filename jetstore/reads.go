@@ -99,7 +99,11 @@ func (s *Store) load(ctx context.Context, sc storage.Scope) (g *storage.GroupRec
 	if !h.exists() {
 		return nil, false, fmt.Errorf("%w: %v", storage.ErrGroupNotFound, sc)
 	}
-	s.setCacheHead(sc, h, hseq)
+	kmSeqs := make(map[string]uint64, len(recs))
+	for _, m := range recs {
+		kmSeqs[m.Subject] = m.Sequence
+	}
+	s.setCacheHead(sc, h, hseq, kmSeqs)
 	j, err := s.journalOf(ctx, sc, h, chunks)
 	if err != nil {
 		return nil, false, err
@@ -190,11 +194,13 @@ func (s *Store) load(ctx context.Context, sc storage.Scope) (g *storage.GroupRec
 	return out, false, nil
 }
 
-func (s *Store) setCacheHead(sc storage.Scope, h *head, seq uint64) {
-	if c, ok := s.getCache(sc); ok && c.seq == seq {
+// setCacheHead records a head read at seq, with the group's key material
+// if the read saw all of it (km, else nil).
+func (s *Store) setCacheHead(sc storage.Scope, h *head, seq uint64, km map[string]uint64) {
+	if c, ok := s.getCache(sc); ok && c.seq == seq && (c.km != nil || km == nil) {
 		return
 	}
-	s.setCache(sc, cached{h: h, seq: seq})
+	s.setCache(sc, cached{h: h, seq: seq, km: km})
 }
 
 // Version implements storage.Backend with one read of the head.
@@ -215,7 +221,7 @@ func (s *Store) Version(ctx context.Context, groupID []byte) (uint64, error) {
 	if !h.exists() {
 		return 0, fmt.Errorf("%w: %v", storage.ErrGroupNotFound, sc)
 	}
-	s.setCacheHead(sc, h, seq)
+	s.setCacheHead(sc, h, seq, nil)
 	return h.Version, nil
 }
 

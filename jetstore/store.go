@@ -103,8 +103,6 @@ type Hooks struct {
 	// "published", "erase", "intent", "create-keys", "published-part"); a
 	// non-nil error stops the unit there, as a crash of the process would.
 	Step func(step string) error
-	// Erased is called with each key-material value the store erases.
-	Erased func(value []byte)
 }
 
 // CommitMode is how a unit that writes key material is committed.
@@ -153,9 +151,11 @@ type cached struct {
 	h       *head
 	seq     uint64 // sequence of the head record
 	done    bool   // the head's journal has been finished
-	markSeq uint64 // sequence of the snapshot marker (0: none)
-	mark    marker
-	known   bool // markSeq/mark are known
+	// km maps the subject of each key-material record of the group that
+	// is on the server to its sequence, complete as of the head at seq
+	// (from a Load and this Store's own units since), or is nil when not
+	// known. It lets erasure go straight to the sequences.
+	km map[string]uint64
 }
 
 type scopeLock struct {

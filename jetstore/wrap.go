@@ -187,7 +187,7 @@ func (s *Store) reseal(ctx context.Context, sc storage.Scope, cur uint32) (int, 
 			return 0, fmt.Errorf("jetstore: %v has a unit under way; rotate again later", sc)
 		}
 		if h != nil && (h.Journal != nil || h.Chunks > 0) {
-			if err := s.finish(ctx, sc, h, hseq); err != nil {
+			if err := s.finish(ctx, sc, h, hseq, nil); err != nil {
 				return 0, err
 			}
 		}
