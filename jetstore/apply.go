@@ -42,6 +42,10 @@ const (
 	journalChunk  = 512 << 10
 )
 
+// createDirect is the journal size above which a unit creating its group
+// takes the creation path (createLarge) even if it would fit one batch.
+const createDirect = 32 << 10
+
 // errRetry: the head moved under the unit; check it again.
 var errRetry = errors.New("jetstore: head moved")
 
@@ -198,12 +202,14 @@ func (s *Store) commit(ctx context.Context, u *storage.Unit, c cached) (uint64, 
 		return 0, err
 	}
 	var chunks []*nats.Msg
+	bigCreate := false
 	if p.nh.Journal != nil {
 		jb, err := encodeJournal(p.nh.Journal)
 		if err != nil {
 			return 0, err
 		}
-		if len(jb) > journalInline {
+		bigCreate = u.Creates() && len(jb) > createDirect
+		if len(jb) > journalInline && !bigCreate {
 			for i := 0; len(jb) > 0; i++ {
 				n := min(len(jb), journalChunk)
 				m := nats.NewMsg(s.l.journalSubject(u.Scope, i))
@@ -214,7 +220,9 @@ func (s *Store) commit(ctx context.Context, u *storage.Unit, c cached) (uint64, 
 			p.nh.Journal, p.nh.Chunks = nil, len(chunks)
 		}
 	}
-	if len(p.km)+len(chunks)+1 > maxBatch {
+	// A creation with many public records writes them straight to the
+	// snapshot bucket instead of the journal: once rather than twice.
+	if len(p.km)+len(chunks)+1 > maxBatch || bigCreate {
 		if !u.Creates() {
 			return 0, fmt.Errorf("%w: %d messages do not fit one atomic batch", storage.ErrInvalidUnit, len(p.km)+len(chunks)+1)
 		}

@@ -167,7 +167,16 @@ func (s *Store) writePublic(ctx context.Context, sc storage.Scope, j *journal, m
 		m.Header.Set("KV-Operation", "DEL")
 		msgs = append(msgs, m)
 	}
-	for len(msgs) > 0 || mseq == 0 || j.DeleteGroup {
+	if j.DeleteGroup {
+		// The group's marker went with the purge: a group created again
+		// starts without one. The unit's client-wide changes need none.
+		if len(msgs) == 0 {
+			return nil
+		}
+		_, err := s.publish(ctx, msgs)
+		return err
+	}
+	for len(msgs) > 0 || mseq == 0 {
 		n := min(len(msgs), maxBatch-1)
 		batch := slices.Clone(msgs[:n])
 		msgs = msgs[n:]
@@ -178,11 +187,7 @@ func (s *Store) writePublic(ctx context.Context, sc storage.Scope, j *journal, m
 		mb, _ := msgpack.Marshal(next)
 		m := nats.NewMsg(s.l.markerSubject(sc))
 		m.Data = mb
-		cond := mseq
-		if j.DeleteGroup {
-			cond = 0 // the purge took the marker with the group
-		}
-		m.Header.Set(jetstream.ExpectedLastSubjSeqHeader, seqHeader(cond))
+		m.Header.Set(jetstream.ExpectedLastSubjSeqHeader, seqHeader(mseq))
 		batch = append(batch, m)
 		seq, err := s.publish(ctx, batch)
 		if err != nil {
