@@ -148,9 +148,9 @@ type Store struct {
 // cached is what this Store last knew of a scope's head and marker, to skip
 // re-reading them when nothing else changed the scope.
 type cached struct {
-	h       *head
-	seq     uint64 // sequence of the head record
-	done    bool   // the head's journal has been finished
+	h    *head
+	seq  uint64 // sequence of the head record
+	done bool   // the head's journal has been finished
 	// km maps the subject of each key-material record of the group that
 	// is on the server to its sequence, complete as of the head at seq
 	// (from a Load and this Store's own units since), or is nil when not
