@@ -4,18 +4,21 @@
 //
 // # Getting started
 //
-//	store := memory.New()
-//	alice, _ := engine.NewGroup(ctx, store, aliceKey, &engine.Config{}, aliceCred)
-//	kp, _ := engine.NewKeyPackage(ctx, bobStore, bobKey, &engine.Config{}, bobCred, nil)
+// Example (in example_test.go) is the whole program: keys and credentials,
+// a group, a member added from its key package, a message, a reload. In
+// short, with errors checked:
 //
-//	res, _ := alice.AddMembers(ctx, []*wire.KeyPackage{kp}) // send res.Commit, res.Welcome
-//	alice.MergePendingCommit(ctx)                         // once the delivery service took it
-//	bob, _ := engine.JoinGroup(ctx, bobStore, res.Welcome, &engine.Config{}, nil)
+//	cfg := &engine.Config{}
+//	cfg.RatchetTreeExtension = true // the Welcome carries the tree; or pass it in JoinOptions
+//	alice, err := engine.NewGroup(ctx, aliceStore, aliceKey, cfg, aliceCred)
+//	kp, err := engine.NewKeyPackage(ctx, bobStore, bobKey, cfg, bobCred, nil)
+//	res, err := alice.AddMembers(ctx, []*wire.KeyPackage{kp}) // send res.Commit, res.Welcome
+//	err = alice.MergePendingCommit(ctx)                        // once the delivery service took it
+//	bob, err := engine.JoinGroup(ctx, bobStore, res.Welcome, cfg, nil)
+//	ct, err := alice.Protect(ctx, []byte("hi"), nil)
+//	rm, err := bob.Process(ctx, ct) // rm.ApplicationData is "hi"
 //
-//	ct, _ := alice.Protect(ctx, []byte("hi"), nil)
-//	rm, _ := bob.Process(ctx, ct) // rm.ApplicationData == "hi"
-//
-// Later, in another process: engine.LoadGroup(ctx, store, groupID).
+// Later, in another process: engine.LoadGroup(ctx, bobStore, groupID).
 //
 // # Persistence
 //

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"fmt"
+	"log"
 
 	"github.com/mlsengine/mlsengine/engine"
 	"github.com/mlsengine/mlsengine/mls/ciphersuite"
@@ -14,37 +15,47 @@ import (
 // Two clients, each with its own store: Alice creates a group, adds Bob
 // from his key package, and they exchange a message. Every step is stored
 // as it happens; LoadGroup picks a group up again, here or in another
-// process sharing the backend.
+// process sharing the backend. This is the README's "Using the engine".
 func Example() {
 	ctx := context.Background()
-	suite, _ := ciphersuite.Lookup(engine.DefaultSuite)
-	aliceKey, _ := suite.GenerateSigningKey(rand.Reader)
-	bobKey, _ := suite.GenerateSigningKey(rand.Reader)
-	basic := func(name string) wire.Credential {
-		return wire.Credential{CredentialType: wire.CredentialTypeBasic, Identity: []byte(name)}
+	check := func(err error) {
+		if err != nil {
+			log.Fatal(err)
+		}
 	}
-	aliceStore, bobStore := memory.New(), memory.New()
+
+	// A signature key and a credential per client; keep the key, it is the member's identity.
+	suite, err := ciphersuite.Lookup(engine.DefaultSuite)
+	check(err)
+	aliceKey, err := suite.GenerateSigningKey(rand.Reader)
+	check(err)
+	bobKey, err := suite.GenerateSigningKey(rand.Reader)
+	check(err)
+	aliceCred := wire.Credential{CredentialType: wire.CredentialTypeBasic, Identity: []byte("alice")}
+	bobCred := wire.Credential{CredentialType: wire.CredentialTypeBasic, Identity: []byte("bob")}
+
+	// Welcomes carry the ratchet tree; without it, pass alice.RatchetTreeBytes() in engine.JoinOptions.
 	cfg := &engine.Config{}
 	cfg.RatchetTreeExtension = true
+	// Or your own storage.Backend, checked with storagetest.Run.
+	store, bobStore := memory.New(), memory.New()
 
-	alice, err := engine.NewGroup(ctx, aliceStore, aliceKey, cfg, basic("alice"))
-	if err != nil {
-		panic(err)
-	}
-	kp, _ := engine.NewKeyPackage(ctx, bobStore, bobKey, cfg, basic("bob"), nil)
-	res, _ := alice.AddMembers(ctx, []*wire.KeyPackage{kp})
-	_ = alice.MergePendingCommit(ctx) // once the delivery service accepted res.Commit
+	alice, err := engine.NewGroup(ctx, store, aliceKey, cfg, aliceCred)
+	check(err)
+	kp, err := engine.NewKeyPackage(ctx, bobStore, bobKey, cfg, bobCred, nil)
+	check(err)
+	res, err := alice.AddMembers(ctx, []*wire.KeyPackage{kp}) // send res.Commit to the group, res.Welcome to Bob
+	check(err)
+	check(alice.MergePendingCommit(ctx)) // once the delivery service accepted res.Commit
 	bob, err := engine.JoinGroup(ctx, bobStore, res.Welcome, cfg, nil)
-	if err != nil {
-		panic(err)
-	}
+	check(err)
 
-	msg, _ := alice.Protect(ctx, []byte("hello, bob"), nil)
-	again, _ := engine.LoadGroup(ctx, bobStore, bob.GroupID(), cfg) // as a restarted process would
+	msg, err := alice.Protect(ctx, []byte("hi"), nil)
+	check(err)
+	again, err := engine.LoadGroup(ctx, bobStore, bob.GroupID(), cfg) // as a restarted process would; errors.Is(err, engine.ErrGroupNotFound)
+	check(err)
 	rm, err := again.Process(ctx, msg)
-	if err != nil {
-		panic(err)
-	}
-	fmt.Printf("epoch %d, %d members: %s\n", again.Epoch(), len(again.Members()), rm.ApplicationData)
-	// Output: epoch 1, 2 members: hello, bob
+	check(err)
+	fmt.Printf("%s (epoch %d, %d members)\n", rm.ApplicationData, again.Epoch(), len(again.Members()))
+	// Output: hi (epoch 1, 2 members)
 }

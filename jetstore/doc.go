@@ -5,6 +5,12 @@
 //	s, err := jetstore.Open(ctx, js, jetstore.Options{Member: "alice", RootKey: root})
 //	g, err := engine.LoadGroup(ctx, s, groupID)
 //
+// Here js is a jetstream.JetStream on a connection to the server (package
+// natsrv starts an embedded one or connects by URL) and root is the
+// operator's root key (LoadRootKeyFile). The package Example is the whole
+// program: an embedded server, a group created on one Store and loaded
+// through another on a new connection.
+//
 // # Buckets
 //
 // The snapshot bucket (DefaultSnapshotBucket) holds public records:
