@@ -84,6 +84,9 @@ type unresolved struct {
 	op   string
 	call [sha256.Size]byte // which call made it: the method and its input
 	res  any               // what the call returns once the unit is stored
+	// cursor is stored by the unit, if withCursor.
+	cursor     []byte
+	withCursor bool
 }
 
 func (u *unresolved) drop() { clearRecords(u.unit.Puts) }
@@ -132,6 +135,9 @@ func (h *Group) resolveLocked(ctx context.Context) error {
 		return storageErr(p.op, err)
 	}
 	h.version = v
+	if p.withCursor {
+		h.cursor = p.cursor
+	}
 	h.confirmed = p
 	return nil
 }

@@ -38,6 +38,11 @@ type Group struct {
 
 	g   *group.Group // nil once the handle is broken or deleted
 	err error        // why g is nil
+
+	// cursor is the stored cursor; nextCursor the one to store with the
+	// next unit, if cursorPending.
+	cursor, nextCursor []byte
+	cursorPending      bool
 }
 
 // NewGroup creates a group with the caller as its only member (RFC 9420
@@ -97,9 +102,14 @@ func LoadGroup(ctx context.Context, store storage.Backend, groupID []byte, cfg .
 	if err != nil {
 		return nil, err
 	}
+	cur, err := cursorOf(recs)
+	if err != nil {
+		return nil, err
+	}
 	h := newHandle(store, &c, oc, signer, g)
 	h.version = recs.Version
 	h.meta.Welcome = m.Welcome
+	h.cursor = cur
 	return h, nil
 }
 
@@ -276,14 +286,19 @@ func (h *Group) read(f func(g *group.Group)) error {
 // unit and the call's result res until a retry tells (resolveLocked).
 func (h *Group) persistLocked(ctx context.Context, op string, id [sha256.Size]byte, res any) error {
 	ch := h.g.TakeChanges()
-	if ch.Empty() {
+	if ch.Empty() && !h.cursorPending {
 		return nil
 	}
 	u := changesUnit(h.id, h.version, &ch)
+	cursor, withCursor := h.nextCursor, h.cursorPending
+	if withCursor {
+		u.Puts = append(u.Puts, cursorRecord(h.id, cursor))
+		h.nextCursor, h.cursorPending = nil, false
+	}
 	v, err := h.apply(ctx, u)
 	h.deferred = false // stored now, or dropped by the reload below
 	if errors.Is(err, storage.ErrUnknownOutcome) {
-		h.unresolved = &unresolved{unit: u, op: op, call: id, res: res}
+		h.unresolved = &unresolved{unit: u, op: op, call: id, res: res, cursor: cursor, withCursor: withCursor}
 		h.log.Warn("storing group state: outcome unknown; keeping the result until a retry tells", "group", h.logID(), "op", op)
 		return unknownErr(op, err)
 	}
@@ -295,6 +310,9 @@ func (h *Group) persistLocked(ctx context.Context, op string, id [sha256.Size]by
 		return err
 	}
 	h.version = v
+	if withCursor {
+		h.cursor = cursor
+	}
 	h.log.Debug("group state stored", "group", h.logID(), "op", op, "epoch", h.g.Epoch(),
 		"version", v, "ops", u.Ops(), "bytes", u.Bytes())
 	return nil
@@ -314,7 +332,13 @@ func (h *Group) reloadLocked(ctx context.Context) {
 		h.g, h.err = nil, fmt.Errorf("%w: reload: %w", ErrHandleBroken, err)
 		return
 	}
+	cur, err := cursorOf(recs)
+	if err != nil {
+		h.g, h.err = nil, fmt.Errorf("%w: reload: %w", ErrHandleBroken, err)
+		return
+	}
 	h.g, h.version, h.deferred = g, recs.Version, false
+	h.cursor, h.nextCursor, h.cursorPending = cur, nil, false
 	h.dropKept()
 }
 
@@ -412,6 +436,9 @@ func (h *Group) Store(ctx context.Context) error {
 		return fmt.Errorf("engine: store: stored version %d, handle at %d: %w", version, h.version, ErrConflict)
 	}
 	want := append(h.g.Records(), h.meta.record(h.id))
+	if h.cursor != nil {
+		want = append(want, cursorRecord(h.id, h.cursor))
+	}
 	defer clearRecords(want)
 	u := diffUnit(h.id, version, stored, want)
 	if len(u.Puts)+len(u.Deletes) == 0 {

@@ -1,0 +1,111 @@
+package engine_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+
+	"github.com/mlsengine/mlsengine/engine"
+	"github.com/mlsengine/mlsengine/mls/group"
+	"github.com/mlsengine/mlsengine/mls/wire"
+	"github.com/mlsengine/mlsengine/storage/storagetest"
+)
+
+// TestCursor: the cursor is stored in the unit of the operation it goes
+// with, survives reloads, stays pending across an operation that failed or
+// stored nothing, and goes with a retried unit after an unknown outcome.
+func TestCursor(t *testing.T) {
+	ctx := context.Background()
+	alice, bob := newMember(t, "alice", 81), newMember(t, "bob", 82)
+	alice.create(t, []byte("cursor"))
+	res, err := alice.g.AddMembers(ctx, []*wire.KeyPackage{bob.keyPackage(t, false)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := alice.g.MergePendingCommit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	bob.join(t, res.Welcome)
+	if c := bob.g.Cursor(); c != nil {
+		t.Fatalf("a new group has cursor %q", c)
+	}
+	msg, _ := alice.g.Protect(ctx, []byte("one"), nil)
+	v := bob.g.Version()
+	if err := bob.g.SetCursor([]byte("seq=1")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bob.g.Process(ctx, msg); err != nil {
+		t.Fatal(err)
+	}
+	if bob.g.Version() != v+1 && bob.g.Version() <= v {
+		t.Fatal("no unit")
+	}
+	bob.reload(t)
+	if c := bob.g.Cursor(); string(c) != "seq=1" {
+		t.Fatalf("after reload: cursor %q", c)
+	}
+	// A rejected message stores nothing; the cursor stays pending and is
+	// stored alone.
+	bob.g.SetCursor([]byte("seq=2"))
+	if _, err := bob.g.Process(ctx, msg); !errors.Is(err, group.ErrReplay) {
+		t.Fatalf("replay: %v", err)
+	}
+	bob.reload(t)
+	if c := bob.g.Cursor(); string(c) != "seq=1" {
+		t.Fatalf("a rejected message stored cursor %q", c)
+	}
+	bob.g.SetCursor([]byte("seq=2"))
+	if _, err := bob.g.Process(ctx, msg); err == nil {
+		t.Fatal("replay accepted")
+	}
+	if err := bob.g.StoreCursor(ctx); err != nil {
+		t.Fatal(err)
+	}
+	bob.reload(t)
+	if c := bob.g.Cursor(); string(c) != "seq=2" {
+		t.Fatalf("StoreCursor: cursor %q", c)
+	}
+	// A commit: processed (nothing stored yet), then merged with the cursor.
+	res, err = alice.g.SelfUpdate(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	alice.g.MergePendingCommit(ctx)
+	bob.g.SetCursor([]byte("seq=3"))
+	rm, err := bob.g.Process(ctx, res.Commit)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := bob.g.MergeStagedCommit(ctx, rm.Commit); err != nil {
+		t.Fatal(err)
+	}
+	bob.reload(t)
+	if c := bob.g.Cursor(); string(c) != "seq=3" || bob.g.Epoch() != alice.g.Epoch() {
+		t.Fatalf("after the merge: cursor %q, epoch %d", c, bob.g.Epoch())
+	}
+	// Store (rewriting what differs) keeps the cursor.
+	if err := bob.g.Store(ctx); err != nil {
+		t.Fatal(err)
+	}
+	bob.reload(t)
+	if c := bob.g.Cursor(); string(c) != "seq=3" {
+		t.Fatalf("after Store: cursor %q", c)
+	}
+	// Over a backend that loses replies, the cursor lands with its unit.
+	lossy := storagetest.Lossy(bob.store, storagetest.Script(storagetest.LoseReply))
+	g, err := engine.LoadGroup(ctx, lossy, []byte("cursor"), bob.cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg, _ = alice.g.Protect(ctx, []byte("two"), nil)
+	g.SetCursor([]byte("seq=4"))
+	if _, err := g.Process(ctx, msg); err != nil {
+		t.Fatalf("with a lost reply: %v", err)
+	}
+	if c := g.Cursor(); string(c) != "seq=4" {
+		t.Fatalf("after a lost reply: cursor %q", c)
+	}
+	if err := g.SetCursor(make([]byte, engine.MaxCursorLen+1)); err == nil {
+		t.Fatal("an oversized cursor was accepted")
+	}
+}
