@@ -122,6 +122,11 @@ func verifyTreeKEM(raw json.RawMessage) error {
 		if err != nil {
 			return err
 		}
+		// One entry per leaf, so that a shortened list cannot hide the
+		// path secret of a receiver.
+		if n := tree.LeafCount(); len(up.PathSecrets) != int(n) {
+			return fmt.Errorf("%w: %s.path_secrets has %d entries, the tree %d leaves", ErrMismatch, where, len(up.PathSecrets), n)
+		}
 
 		// Parent-hash validity relative to ratchet_tree, and the merged
 		// tree's hash.

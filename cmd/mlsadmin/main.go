@@ -5,8 +5,10 @@
 // verifies files in the mls-implementations test-vector format (a file, or
 // every .json file under a directory). It prints "<file>: N passed, M failed"
 // per file and a final "N passed, M failed" over all files, with the reasons
-// for failures on standard error, and exits 1 if any case failed or any file
-// could not be verified.
+// for failures on standard error, and exits 1 if anything failed. A path
+// that could not be verified at all (missing, unreadable, not JSON, of an
+// unknown kind, or a directory with no .json file under it) counts as one
+// failed case: a run that checked nothing does not pass.
 package main
 
 import (

@@ -18,33 +18,52 @@ import (
 // details have already been printed.
 var errFailed = errors.New("verification failed")
 
+// noVectorFilesError reports a directory argument without a single .json
+// file under it: a run that checked nothing must not pass.
+type noVectorFilesError struct{ dir string }
+
+func (e *noVectorFilesError) Error() string {
+	return "no test-vector files found in " + e.dir
+}
+
+// target is one file to verify or, when err is set, a path that could not
+// be expanded into files (missing, unreadable, a directory without vector
+// files).
+type target struct {
+	path string
+	err  error
+}
+
 // verifyPaths expands directories to their .json files (sorted, recursive)
-// and verifies each file. A file that cannot be read or whose kind is
-// unknown is reported and makes the run fail, but does not stop it.
+// and verifies each file. A path or file that cannot be verified at all
+// (missing, unreadable, not JSON, no cases, unknown kind, a directory
+// without vector files) counts as one failed case, with its reason on
+// stderr, so that it shows in the totals and the exit code; it does not
+// stop the run.
 func verifyPaths(ctx context.Context, paths []string, verbose bool, stdout, stderr io.Writer) error {
-	files, err := expand(paths)
-	if err != nil {
-		return err
-	}
 	var passed, failed int
-	var broken bool
-	for _, f := range files {
+	for _, t := range expand(paths) {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		res, err := conformance.VerifyFile(f)
+		err := t.err
+		var res conformance.FileResult
+		if err == nil {
+			res, err = conformance.VerifyFile(t.path)
+		}
 		if err != nil {
-			fmt.Fprintf(stdout, "%s: error: %v\n", f, err)
-			broken = true
+			fmt.Fprintf(stdout, "%s: 0 passed, 1 failed\n", t.path)
+			fmt.Fprintf(stderr, "  %s: %v\n", t.path, err)
+			failed++
 			continue
 		}
-		fmt.Fprintf(stdout, "%s: %d passed, %d failed\n", f, res.Passed, res.Failed)
+		fmt.Fprintf(stdout, "%s: %d passed, %d failed\n", t.path, res.Passed, res.Failed)
 		passed += res.Passed
 		failed += res.Failed
-		reportFailures(stderr, f, res.Failures, verbose)
+		reportFailures(stderr, t.path, res.Failures, verbose)
 	}
 	fmt.Fprintf(stdout, "%d passed, %d failed\n", passed, failed)
-	if failed > 0 || broken {
+	if failed > 0 {
 		return errFailed
 	}
 	return nil
@@ -73,32 +92,39 @@ func reportFailures(w io.Writer, file string, fails []conformance.CaseFailure, v
 	}
 }
 
-func expand(paths []string) ([]string, error) {
-	var files []string
+// expand lists the files to verify for paths: a file as given, a
+// directory as the .json files under it, sorted.
+func expand(paths []string) []target {
+	var targets []target
 	for _, p := range paths {
 		info, err := os.Stat(p)
 		if err != nil {
-			return nil, err
-		}
-		if !info.IsDir() {
-			files = append(files, p)
+			targets = append(targets, target{path: p, err: err})
 			continue
 		}
-		var found []string
-		err = filepath.WalkDir(p, func(path string, d fs.DirEntry, err error) error {
+		if !info.IsDir() {
+			targets = append(targets, target{path: p})
+			continue
+		}
+		var found []target
+		// The callback never stops the walk, so WalkDir returns nil.
+		_ = filepath.WalkDir(p, func(path string, d fs.DirEntry, err error) error {
 			if err != nil {
-				return err
+				// An unreadable directory or entry fails in its own name,
+				// and the walk goes on with the rest.
+				found = append(found, target{path: path, err: err})
+				return nil
 			}
 			if !d.IsDir() && strings.HasSuffix(d.Name(), ".json") {
-				found = append(found, path)
+				found = append(found, target{path: path})
 			}
 			return nil
 		})
-		if err != nil {
-			return nil, err
+		if len(found) == 0 {
+			found = append(found, target{path: p, err: &noVectorFilesError{dir: p}})
 		}
-		slices.Sort(found)
-		files = append(files, found...)
+		slices.SortStableFunc(found, func(a, b target) int { return strings.Compare(a.path, b.path) })
+		targets = append(targets, found...)
 	}
-	return files, nil
+	return targets
 }
