@@ -289,6 +289,7 @@ func (s *Store) GetMany(ctx context.Context, keys []storage.Key) ([]storage.Reco
 	}
 	hs := map[storage.Scope]*head{}
 	hseqs := map[storage.Scope]uint64{}
+	js := map[storage.Scope]*journal{}
 	for _, m := range km {
 		if sc, ok := heads[m.Subject]; ok {
 			h, err := decodeHead(m.Data)
@@ -296,6 +297,10 @@ func (s *Store) GetMany(ctx context.Context, keys []storage.Key) ([]storage.Reco
 				return nil, err
 			}
 			hs[sc], hseqs[sc] = h, m.Sequence
+			// Key material a committed unit deleted may not be erased yet.
+			if js[sc], err = s.journalOf(ctx, sc, h, nil); err != nil {
+				return nil, err
+			}
 		}
 	}
 	for _, m := range km {
@@ -307,7 +312,7 @@ func (s *Store) GetMany(ctx context.Context, keys []storage.Key) ([]storage.Reco
 		if k.Scope.IsGroup() && !h.exists() || h.pendingUnder(m, hseqs[k.Scope]) {
 			continue
 		}
-		if h != nil && h.Journal != nil && h.Journal.kills(k.Scope, k) {
+		if js[k.Scope].kills(k.Scope, k) {
 			continue
 		}
 		v, err := s.unseal(ctx, m)
@@ -336,12 +341,16 @@ func (s *Store) List(ctx context.Context, sc storage.Scope, c storage.Class, pre
 	}
 	var h *head
 	var hseq uint64
+	var j *journal
 	if c == storage.KeyMaterial {
 		if h, hseq, err = s.readHead(ctx, sc); err != nil {
 			return nil, err
 		}
 		if sc.IsGroup() && !h.exists() {
 			return nil, nil
+		}
+		if j, err = s.journalOf(ctx, sc, h, nil); err != nil {
+			return nil, err
 		}
 	}
 	latest := map[string]*jetstream.RawStreamMsg{}
@@ -364,7 +373,7 @@ func (s *Store) List(ctx context.Context, sc storage.Scope, c storage.Class, pre
 			out = append(out, storage.Record{Key: k, Value: m.Data})
 			continue
 		}
-		if h != nil && h.Journal != nil && h.Journal.kills(sc, k) || h.pendingUnder(m, hseq) {
+		if j.kills(sc, k) || h.pendingUnder(m, hseq) {
 			continue
 		}
 		v, err := s.unseal(ctx, m)
