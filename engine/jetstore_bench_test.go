@@ -35,7 +35,9 @@ import (
 // The ops: commit (alice.SelfUpdate then MergePendingCommit, one epoch per
 // iteration), join (JoinGroup from a Welcome, the tree out of band; the
 // group deleted outside the measurement), send (alice.Protect of 1 KiB) and
-// receive (bob.Process of such a message). Run it with make bench-jetstore.
+// receive (bob.Process of such a message) and load (LoadGroup of alice's
+// group, as a worker without a cached handle). Run it with make
+// bench-jetstore.
 func BenchmarkJetStore(b *testing.B) {
 	srv, err := natsrv.StartEmbedded(context.Background(), natsrv.EmbeddedOptions{Dir: b.TempDir()})
 	if err != nil {
@@ -51,6 +53,7 @@ func BenchmarkJetStore(b *testing.B) {
 		{"join", jetBenchJoin},
 		{"send", jetBenchSend},
 		{"receive", jetBenchReceive},
+		{"load", jetBenchLoad},
 	}
 	sizes := []int{10, 1000, 50000}
 	if testing.Short() {
@@ -279,5 +282,19 @@ func jetBenchReceive(b *testing.B, s *benchSetup, be *benchBackend) {
 			b.Fatal("wrong plaintext")
 		}
 		msgs = msgs[1:]
+	}
+}
+
+func jetBenchLoad(b *testing.B, s *benchSetup, be *benchBackend) {
+	ctx := context.Background()
+	g := be.handle(b, s.alice)
+	id := g.GroupID()
+	for b.Loop() {
+		be.start()
+		_, err := engine.LoadGroup(ctx, be.cb, id, s.alice.cfg)
+		be.stop()
+		if err != nil {
+			b.Fatal(err)
+		}
 	}
 }
