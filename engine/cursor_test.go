@@ -109,3 +109,26 @@ func TestCursor(t *testing.T) {
 		t.Fatal("an oversized cursor was accepted")
 	}
 }
+
+// TestSignatureKeyImport: a key made elsewhere is stored, loaded back and
+// used to create a group that loads again.
+func TestSignatureKeyImport(t *testing.T) {
+	ctx := context.Background()
+	m := newMember(t, "importer", 91)
+	if _, err := engine.LoadSignatureKey(ctx, m.store, m.signer.PublicKey()); !errors.Is(err, engine.ErrSignerNotFound) {
+		t.Fatalf("before storing: %v", err)
+	}
+	if err := engine.StoreSignatureKey(ctx, m.store, engine.DefaultSuite, m.signer); err != nil {
+		t.Fatal(err)
+	}
+	if err := engine.StoreSignatureKey(ctx, m.store, engine.DefaultSuite, m.signer); err != nil {
+		t.Fatalf("storing it again: %v", err)
+	}
+	k, err := engine.LoadSignatureKey(ctx, m.store, m.signer.PublicKey())
+	if err != nil || string(k.PublicKey()) != string(m.signer.PublicKey()) {
+		t.Fatalf("loaded back: %v", err)
+	}
+	m.signer = k
+	m.create(t, []byte("imported"))
+	m.reload(t)
+}

@@ -10,6 +10,7 @@ import (
 	"math"
 
 	"github.com/mlsengine/mlsengine/mls/ciphersuite"
+	"github.com/mlsengine/mlsengine/mls/group"
 	"github.com/mlsengine/mlsengine/storage"
 )
 
@@ -207,6 +208,23 @@ func loadSigner(ctx context.Context, store storage.Backend, ref string) (*cipher
 	}
 	defer clear(v)
 	return decodeSigner(v)
+}
+
+// StoreSignatureKey stores a signature key pair of the suite, made here or
+// imported, for the member's groups and key packages; NewGroup and
+// NewKeyPackage store theirs too. Storing a key that is stored already does
+// nothing.
+func StoreSignatureKey(ctx context.Context, store storage.Backend, suite ciphersuite.ID, k *ciphersuite.SigningKey) error {
+	if k == nil {
+		return fmt.Errorf("%w: nil signature key", group.ErrInvalidArgument)
+	}
+	return storeSigner(ctx, store, suite, k)
+}
+
+// LoadSignatureKey returns the stored signature key whose public key is
+// pub, or ErrSignerNotFound.
+func LoadSignatureKey(ctx context.Context, store storage.Backend, pub []byte) (*ciphersuite.SigningKey, error) {
+	return loadSigner(ctx, store, signerRef(pub))
 }
 
 // DeleteSignatureKey erases the stored signature key whose public key is
