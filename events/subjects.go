@@ -260,3 +260,13 @@ func (s Subjects) EventsStream(name string, maxAge time.Duration, replicas int, 
 		AllowDirect: true,
 	}
 }
+
+// AnyPartition is the stored form of an input subject (<prefix>.in...)
+// with the partition as a wildcard, for reading the log by subject.
+func (s Subjects) AnyPartition(subject string) string {
+	rest, ok := strings.CutPrefix(subject, s.p()+".in.")
+	if !ok {
+		return subject
+	}
+	return s.p() + ".p.*." + rest
+}

@@ -1,0 +1,595 @@
+package worker
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/vmihailenco/msgpack/v5"
+
+	"github.com/mlsengine/mlsengine/engine"
+	"github.com/mlsengine/mlsengine/events"
+	"github.com/mlsengine/mlsengine/mls/ciphersuite"
+	"github.com/mlsengine/mlsengine/mls/group"
+	"github.com/mlsengine/mlsengine/mls/treemath"
+	"github.com/mlsengine/mlsengine/mls/wire"
+)
+
+// output is a message an input makes a member publish.
+type output struct {
+	Subject string `msgpack:"s"`
+	Data    []byte `msgpack:"d"`
+	ID      string `msgpack:"i,omitempty"` // Nats-Msg-Id
+	From    string `msgpack:"f,omitempty"` // the publishing member
+	// FirstOnSubject: a commit, which must be the first message on its
+	// epoch's subject.
+	FirstOnSubject bool `msgpack:"c,omitempty"`
+}
+
+// cursor is what the worker stores with a member's group (engine's cursor):
+// the last input applied and what it publishes. Its outputs are MLS
+// messages, public by nature; no plaintext or secret goes in it.
+type cursor struct {
+	Seq uint64 `msgpack:"q"`
+	// Pending: the input's commit is stored as pending and published (or
+	// to be published) but not merged yet.
+	Pending bool     `msgpack:"p,omitempty"`
+	Out     []output `msgpack:"o,omitempty"`
+	// Result is the command's result, repeated when it is redelivered.
+	Result *events.Result `msgpack:"r,omitempty"`
+}
+
+func readCursor(h *engine.Group) cursor {
+	var c cursor
+	if b := h.Cursor(); b != nil {
+		_ = msgpack.Unmarshal(b, &c) // an unreadable cursor reads as none
+	}
+	return c
+}
+
+func setCursor(h *engine.Group, c *cursor) error {
+	b, err := msgpack.Marshal(c)
+	if err != nil {
+		return err
+	}
+	return h.SetCursor(b)
+}
+
+// failure is an error of the worker or its storage: the input is
+// redelivered rather than rejected.
+func failure(err error) bool {
+	return errors.Is(err, engine.ErrStorage) || errors.Is(err, engine.ErrConflict) || errors.Is(err, engine.ErrUnknownOutcome) ||
+		errors.Is(err, engine.ErrHandleBroken) || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)
+}
+
+// codeOf classifies why an input was refused.
+func codeOf(err error) events.Code {
+	switch {
+	case errors.Is(err, group.ErrMalformed), errors.Is(err, events.ErrMalformed):
+		return events.CodeMalformed
+	case errors.Is(err, group.ErrWrongGroup):
+		return events.CodeWrongGroup
+	case errors.Is(err, group.ErrWrongEpoch):
+		return events.CodeWrongEpoch
+	case errors.Is(err, group.ErrBadSignature), errors.Is(err, group.ErrBadMembershipTag), errors.Is(err, group.ErrDecryption):
+		return events.CodeBadSignature
+	case errors.Is(err, group.ErrReplay):
+		return events.CodeReplay
+	case errors.Is(err, group.ErrSenderNotMember):
+		return events.CodeNotMember
+	case errors.Is(err, engine.ErrGroupNotFound):
+		return events.CodeNotMember
+	}
+	return events.CodeInvalid
+}
+
+// apply applies one input of the log at sequence seq. A nil error means
+// the input is done with (applied, recognized as applied, or rejected);
+// an error means it must be tried again.
+func (w *Worker) apply(ctx context.Context, subject string, seq uint64, hdr nats.Header, data []byte) error {
+	in, err := w.s.ParseInput(subject)
+	if err != nil {
+		w.log.Warn("worker: input on a subject outside the contract dropped", "subject", subject, "seq", seq)
+		return nil
+	}
+	if len(data) > events.MaxPayload {
+		return w.deadLetter(ctx, in.GroupID, seq, data, events.CodeTooLarge)
+	}
+	switch in.Kind {
+	case events.InputCommand:
+		return w.command(ctx, in, seq, data)
+	case events.InputMsg, events.InputCommit:
+		return w.groupMessage(ctx, in.GroupID, seq, hdr.Get(fromHeader), data)
+	case events.InputWelcome:
+		return w.welcome(ctx, in, seq, data)
+	}
+	return nil // GroupInfos are read by external joins, not applied
+}
+
+// deadLetter copies an input that can never apply to the group's
+// dead-letter subject.
+func (w *Worker) deadLetter(ctx context.Context, groupID []byte, seq uint64, data []byte, code events.Code) error {
+	if len(data) > events.MaxPayload {
+		data = nil
+	}
+	m := nats.NewMsg(w.s.DeadLetter(groupID))
+	m.Data = data
+	m.Header.Set(jetstream.MsgIDHeader, "dlq-"+strconv.FormatUint(seq, 10))
+	m.Header.Set("Mls-Code", string(code))
+	m.Header.Set("Mls-Seq", strconv.FormatUint(seq, 10))
+	_, err := w.js.PublishMsg(ctx, m)
+	return err
+}
+
+// groupMessage delivers an MLS message to every hosted member of the
+// group but its sender.
+func (w *Worker) groupMessage(ctx context.Context, groupID []byte, seq uint64, from string, data []byte) error {
+	members, err := w.reg.members(ctx, groupID)
+	if err != nil {
+		return err
+	}
+	for _, m := range members {
+		if m == from {
+			continue
+		}
+		if err := w.deliver(ctx, m, groupID, seq, data); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (w *Worker) deliver(ctx context.Context, member string, groupID []byte, seq uint64, data []byte) error {
+	h, err := w.group(ctx, member, groupID)
+	if errors.Is(err, engine.ErrGroupNotFound) {
+		return w.reg.leave(ctx, groupID, member) // the registry was behind
+	}
+	if err != nil {
+		return err
+	}
+	if c := readCursor(h); c.Seq >= seq {
+		return nil // applied before this delivery
+	}
+	if err := setCursor(h, &cursor{Seq: seq}); err != nil {
+		return err
+	}
+	id := member + "-" + strconv.FormatUint(seq, 10)
+	rm, err := h.ProcessBytes(ctx, data)
+	if err != nil {
+		if failure(err) {
+			w.forget(member, groupID)
+			return err
+		}
+		if err := h.StoreCursor(ctx); err != nil {
+			return err
+		}
+		if err := w.event(ctx, &events.Event{Kind: events.EvRejected, Member: member, Group: groupID, Seq: seq,
+			Epoch: h.Epoch(), Code: codeOf(err), Detail: err.Error()}, "rej-"+id); err != nil {
+			return err
+		}
+		return w.deadLetter(ctx, groupID, seq, data, codeOf(err))
+	}
+	switch {
+	case rm.Commit != nil:
+		if err := h.MergeStagedCommit(ctx, rm.Commit); err != nil {
+			w.forget(member, groupID)
+			return err
+		}
+		if !h.Active() {
+			w.forget(member, groupID)
+			if err := w.reg.leave(ctx, groupID, member); err != nil {
+				return err
+			}
+			return w.event(ctx, &events.Event{Kind: events.EvGroupDeleted, Member: member, Group: groupID, Seq: seq, Epoch: h.Epoch(),
+				Detail: "removed from the group"}, "del-"+id)
+		}
+		return w.event(ctx, &events.Event{Kind: events.EvEpoch, Member: member, Group: groupID, Seq: seq, Epoch: h.Epoch()}, "ep-"+id)
+	case rm.Proposal != nil:
+		return w.event(ctx, &events.Event{Kind: events.EvProposal, Member: member, Group: groupID, Seq: seq, Epoch: h.Epoch(),
+			Sender: senderRef(rm.Sender)}, "prop-"+id)
+	default:
+		// The plaintext goes to the events stream only: never into the
+		// group's stored state.
+		return w.event(ctx, &events.Event{Kind: events.EvApplication, Member: member, Group: groupID, Seq: seq, Epoch: rm.Epoch,
+			Sender: senderRef(rm.Sender), Data: rm.ApplicationData, AAD: rm.AuthenticatedData}, "app-"+id)
+	}
+}
+
+func senderRef(s wire.Sender) *events.MemberRef {
+	return &events.MemberRef{Leaf: uint32(s.LeafIndex)}
+}
+
+// welcome joins a hosted member to a group from a Welcome.
+func (w *Worker) welcome(ctx context.Context, in events.Input, seq uint64, data []byte) error {
+	s, err := w.store(ctx, in.Member)
+	if err != nil {
+		return err
+	}
+	msg, err := wire.Unmarshal[wire.MLSMessage](data)
+	if err == nil && msg.Welcome == nil {
+		err = fmt.Errorf("%w: not a Welcome", group.ErrMalformed)
+	}
+	var h *engine.Group
+	if err == nil {
+		cfg := w.cfg.Engine
+		h, err = engine.JoinGroup(ctx, s, msg, &cfg, nil)
+	}
+	id := in.Member + "-" + strconv.FormatUint(seq, 10)
+	switch {
+	case errors.Is(err, engine.ErrGroupExists):
+		return nil // joined with this Welcome before (a redelivery)
+	case err != nil && failure(err):
+		return err
+	case err != nil:
+		return w.event(ctx, &events.Event{Kind: events.EvRejected, Member: in.Member, Group: in.GroupID, Seq: seq,
+			Code: codeOf(err), Detail: err.Error()}, "rej-"+id)
+	}
+	if err := setCursor(h, &cursor{Seq: seq}); err != nil {
+		return err
+	}
+	if err := h.StoreCursor(ctx); err != nil {
+		return err
+	}
+	if err := w.reg.join(ctx, h.GroupID(), in.Member); err != nil {
+		return err
+	}
+	return w.event(ctx, &events.Event{Kind: events.EvJoined, Member: in.Member, Group: h.GroupID(), Seq: seq, Epoch: h.Epoch()}, "join-"+id)
+}
+
+// command applies a command for a hosted member and publishes its result.
+func (w *Worker) command(ctx context.Context, in events.Input, seq uint64, data []byte) error {
+	c, err := events.DecodeCommand(data)
+	if err != nil {
+		return w.event(ctx, &events.Event{Kind: events.EvRejected, Member: in.Member, Group: in.GroupID, Seq: seq,
+			Code: events.CodeMalformed, Detail: err.Error()}, "rej-cmd-"+strconv.FormatUint(seq, 10))
+	}
+	if c.Member != in.Member || (c.Group != nil && in.GroupID != nil && !bytes.Equal(c.Group, in.GroupID)) {
+		return w.result(ctx, c, seq, &events.Result{Code: events.CodeBadArgument, Error: "the command's member or group is not its subject's"})
+	}
+	var res *events.Result
+	switch c.Kind {
+	case events.CmdCreateMember:
+		res, err = w.createMember(ctx, c)
+	case events.CmdKeyPackages:
+		res, err = w.keyPackages(ctx, c)
+	case events.CmdCreateGroup:
+		res, err = w.createGroup(ctx, c)
+	case events.CmdAdd, events.CmdRemove, events.CmdSelfUpdate:
+		return w.commitCommand(ctx, c, seq)
+	case events.CmdSend:
+		return w.send(ctx, c, seq)
+	default:
+		res = &events.Result{Code: events.CodeBadArgument, Error: "command not implemented by this worker yet"}
+	}
+	if err != nil {
+		return err
+	}
+	return w.result(ctx, c, seq, res)
+}
+
+// result publishes a command's result, once per request id.
+func (w *Worker) result(ctx context.Context, c *events.Command, seq uint64, r *events.Result) error {
+	r.ID, r.Kind, r.OK = c.ID, c.Kind, r.Code == ""
+	return w.event(ctx, &events.Event{Kind: events.EvResult, Member: c.Member, Group: c.Group, Seq: seq, Epoch: r.Epoch, Result: r},
+		"res-"+c.Member+"-"+c.ID)
+}
+
+func (w *Worker) signer(ctx context.Context, member string) (*ciphersuite.SigningKey, *memberInfo, error) {
+	info, err := w.reg.member(ctx, member)
+	if err != nil {
+		return nil, nil, err
+	}
+	s, err := w.store(ctx, member)
+	if err != nil {
+		return nil, nil, err
+	}
+	k, err := engine.LoadSignatureKey(ctx, s, info.SignerPub)
+	return k, info, err
+}
+
+func (w *Worker) createMember(ctx context.Context, c *events.Command) (*events.Result, error) {
+	suiteID := ciphersuite.ID(c.Suite)
+	if suiteID == 0 {
+		suiteID = engine.DefaultSuite
+	}
+	suite, err := ciphersuite.Lookup(suiteID)
+	if err != nil {
+		return &events.Result{Code: events.CodeBadArgument, Error: err.Error()}, nil
+	}
+	if _, err := w.reg.member(ctx, c.Member); err == nil {
+		return &events.Result{Code: events.CodeExists, Error: "the member exists"}, nil
+	}
+	k, err := suite.GenerateSigningKey(nil)
+	if err != nil {
+		return nil, err
+	}
+	s, err := w.store(ctx, c.Member)
+	if err != nil {
+		return nil, err
+	}
+	if err := engine.StoreSignatureKey(ctx, s, suiteID, k); err != nil {
+		return nil, err
+	}
+	identity := c.Identity
+	if identity == nil {
+		identity = []byte(c.Member)
+	}
+	if err := w.reg.addMember(ctx, c.Member, memberInfo{Suite: uint16(suiteID), Identity: identity, SignerPub: k.PublicKey()}); err != nil {
+		if errors.Is(err, errExists) {
+			// A redelivery raced the first attempt's registration.
+			return &events.Result{Code: events.CodeExists, Error: "the member exists"}, nil
+		}
+		return nil, err
+	}
+	return &events.Result{}, nil
+}
+
+func (w *Worker) cfgFor(info *memberInfo) *engine.Config {
+	cfg := w.cfg.Engine
+	cfg.Suite = ciphersuite.ID(info.Suite)
+	return &cfg
+}
+
+func credential(info *memberInfo) wire.Credential {
+	return wire.Credential{CredentialType: wire.CredentialTypeBasic, Identity: info.Identity}
+}
+
+func (w *Worker) keyPackages(ctx context.Context, c *events.Command) (*events.Result, error) {
+	k, info, err := w.signer(ctx, c.Member)
+	if err != nil {
+		return &events.Result{Code: events.CodeUnknownMember, Error: "no such hosted member"}, nil
+	}
+	s, err := w.store(ctx, c.Member)
+	if err != nil {
+		return nil, err
+	}
+	n := max(c.Count, 1)
+	res := &events.Result{}
+	for range n {
+		kp, err := engine.NewKeyPackage(ctx, s, k, w.cfgFor(info), credential(info), &engine.KeyPackageOptions{LastResort: c.LastResort})
+		if err != nil {
+			return nil, err
+		}
+		ref, err := engine.KeyPackageRef(kp)
+		if err != nil {
+			return nil, err
+		}
+		if err := w.reg.keyPackage(ctx, fmt.Sprintf("%x", ref), c.Member); err != nil {
+			return nil, err
+		}
+		b, err := wire.Marshal(kp)
+		if err != nil {
+			return nil, err
+		}
+		res.KeyPackages = append(res.KeyPackages, b)
+	}
+	return res, nil
+}
+
+func (w *Worker) createGroup(ctx context.Context, c *events.Command) (*events.Result, error) {
+	k, info, err := w.signer(ctx, c.Member)
+	if err != nil {
+		return &events.Result{Code: events.CodeUnknownMember, Error: "no such hosted member"}, nil
+	}
+	s, err := w.store(ctx, c.Member)
+	if err != nil {
+		return nil, err
+	}
+	cfg := w.cfgFor(info)
+	cfg.GroupID = c.Group
+	h, err := engine.NewGroup(ctx, s, k, cfg, credential(info))
+	switch {
+	case errors.Is(err, engine.ErrGroupExists):
+		// A redelivery, or a group of that id exists.
+		return &events.Result{Code: events.CodeExists, Error: "the group exists"}, w.reg.join(ctx, c.Group, c.Member)
+	case err != nil:
+		return nil, err
+	}
+	if err := w.reg.join(ctx, c.Group, c.Member); err != nil {
+		return nil, err
+	}
+	return &events.Result{Epoch: h.Epoch()}, nil
+}
+
+// send protects an application message and publishes it.
+func (w *Worker) send(ctx context.Context, c *events.Command, seq uint64) error {
+	h, err := w.group(ctx, c.Member, c.Group)
+	if err != nil {
+		if failure(err) {
+			return err
+		}
+		return w.result(ctx, c, seq, &events.Result{Code: events.CodeNotMember, Error: "not a member of the group"})
+	}
+	if cur := readCursor(h); cur.Seq >= seq {
+		return w.republish(ctx, c, seq, cur)
+	}
+	// Protect stores the consumed generation; a second unit stores the
+	// ciphertext in the cursor, and only then is it published, so that a
+	// redelivery publishes the same message (once, by its message id). A
+	// crash between the two units wastes a generation, which receivers
+	// skip.
+	msg, err := h.Protect(ctx, c.Data, c.AAD)
+	if err != nil {
+		if failure(err) {
+			w.forget(c.Member, c.Group)
+			return err
+		}
+		return w.result(ctx, c, seq, &events.Result{Code: codeOf(err), Error: err.Error()})
+	}
+	cur := cursor{Seq: seq, Result: &events.Result{Epoch: h.Epoch()},
+		Out: []output{{Subject: w.s.Msg(c.Group), Data: msg.Bytes(), ID: "msg-" + c.Member + "-" + c.ID, From: c.Member}}}
+	if err := setCursor(h, &cur); err != nil {
+		return err
+	}
+	if err := h.StoreCursor(ctx); err != nil {
+		w.forget(c.Member, c.Group)
+		return err
+	}
+	return w.republish(ctx, c, seq, cur)
+}
+
+// republish publishes again what an input applied before published, and
+// its result.
+func (w *Worker) republish(ctx context.Context, c *events.Command, seq uint64, cur cursor) error {
+	for _, o := range cur.Out {
+		if err := w.publish(ctx, o); err != nil && !isWrongLastSeq(err) {
+			return err
+		}
+	}
+	r := cur.Result
+	if r == nil {
+		r = &events.Result{}
+	}
+	return w.result(ctx, c, seq, r)
+}
+
+func isWrongLastSeq(err error) bool {
+	var ae *jetstream.APIError
+	return errors.As(err, &ae) && (ae.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence || ae.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant)
+}
+
+// commitCommand makes a commit (add, remove, self-update), stores it as
+// pending with the outputs in the cursor, publishes it on its epoch's
+// subject as the first message there, and merges it if it won.
+func (w *Worker) commitCommand(ctx context.Context, c *events.Command, seq uint64) error {
+	h, err := w.group(ctx, c.Member, c.Group)
+	if err != nil {
+		if failure(err) {
+			return err
+		}
+		return w.result(ctx, c, seq, &events.Result{Code: events.CodeNotMember, Error: "not a member of the group"})
+	}
+	cur := readCursor(h)
+	if cur.Seq > seq || cur.Seq == seq && !cur.Pending {
+		return w.republish(ctx, c, seq, cur)
+	}
+	if cur.Seq < seq {
+		if h.HasPendingCommit() {
+			// A pending commit of an earlier input that never got its
+			// turn; it is not on its epoch's subject (that input would
+			// have merged or cleared it), so it can go.
+			if err := h.ClearPendingCommit(ctx); err != nil {
+				return err
+			}
+		}
+		epoch := h.Epoch()
+		var res *engine.CommitResult
+		switch c.Kind {
+		case events.CmdAdd:
+			var kps []*wire.KeyPackage
+			for _, b := range c.KeyPackages {
+				kp, err := wire.Unmarshal[wire.KeyPackage](b)
+				if err != nil {
+					return w.result(ctx, c, seq, &events.Result{Code: events.CodeMalformed, Error: "a key package does not decode"})
+				}
+				kps = append(kps, kp)
+			}
+			res, err = h.AddMembers(ctx, kps)
+		case events.CmdRemove:
+			var leaves []treemath.LeafIndex
+			for _, l := range c.Leaves {
+				leaves = append(leaves, treemath.LeafIndex(l))
+			}
+			res, err = h.RemoveMembers(ctx, leaves)
+		default:
+			res, err = h.SelfUpdate(ctx, nil)
+		}
+		if err != nil {
+			if failure(err) {
+				w.forget(c.Member, c.Group)
+				return err
+			}
+			return w.result(ctx, c, seq, &events.Result{Code: codeOf(err), Error: err.Error()})
+		}
+		cur = cursor{Seq: seq, Pending: true, Result: &events.Result{Epoch: epoch + 1}}
+		cur.Out = append(cur.Out, output{Subject: w.s.Epoch(c.Group, epoch), Data: res.Commit.Bytes(), From: c.Member, FirstOnSubject: true})
+		if res.Welcome != nil {
+			for _, o := range w.welcomeOutputs(ctx, c, res) {
+				cur.Out = append(cur.Out, o)
+			}
+		}
+		if err := setCursor(h, &cur); err != nil {
+			return err
+		}
+		if err := h.StoreCursor(ctx); err != nil {
+			return err
+		}
+	}
+	// Publish the commit; the server lets the first one per epoch in.
+	commit := cur.Out[0]
+	won := true
+	if err := w.publish(ctx, commit); err != nil {
+		if !isWrongLastSeq(err) {
+			return err
+		}
+		// Someone's commit is there: ours (a redelivery), or a winner's.
+		last, gerr := w.lastOn(ctx, commit.Subject)
+		if gerr != nil {
+			return gerr
+		}
+		won = bytes.Equal(last, commit.Data)
+	}
+	done := cur
+	done.Pending = false
+	if !won {
+		done.Out, done.Result = nil, &events.Result{Code: events.CodeLost, Error: "another commit for the epoch won"}
+		if err := setCursor(h, &done); err != nil {
+			return err
+		}
+		if err := h.ClearPendingCommit(ctx); err != nil {
+			return err
+		}
+		return w.result(ctx, c, seq, done.Result)
+	}
+	if err := setCursor(h, &done); err != nil {
+		return err
+	}
+	if err := h.MergePendingCommit(ctx); err != nil {
+		return err
+	}
+	for _, o := range done.Out[1:] {
+		if err := w.publish(ctx, o); err != nil {
+			return err
+		}
+	}
+	return w.result(ctx, c, seq, done.Result)
+}
+
+// welcomeOutputs routes a Welcome to each hosted member whose key package
+// it answers, and to the group's Welcome subject for outside clients.
+func (w *Worker) welcomeOutputs(ctx context.Context, c *events.Command, res *engine.CommitResult) []output {
+	b := res.Welcome.Bytes()
+	outs := []output{{Subject: w.s.Welcome(c.Group, "_"), Data: b, ID: "wel-" + c.Member + "-" + c.ID}}
+	for _, kb := range c.KeyPackages {
+		kp, err := wire.Unmarshal[wire.KeyPackage](kb)
+		if err != nil {
+			continue
+		}
+		ref, err := engine.KeyPackageRef(kp)
+		if err != nil {
+			continue
+		}
+		if m, err := w.reg.keyPackageOwner(ctx, fmt.Sprintf("%x", ref)); err == nil {
+			outs = append(outs, output{Subject: w.s.Welcome(c.Group, m), Data: b, ID: "wel-" + c.Member + "-" + c.ID + "-" + m})
+		}
+	}
+	return outs
+}
+
+// lastOn reads the last message on a subject of the log.
+func (w *Worker) lastOn(ctx context.Context, subject string) ([]byte, error) {
+	st, err := w.js.Stream(ctx, events.DefaultLogStream)
+	if err != nil {
+		return nil, err
+	}
+	// The stream stores the subject transformed into its partition.
+	m, err := st.GetLastMsgForSubject(ctx, w.s.AnyPartition(subject))
+	if err != nil {
+		return nil, err
+	}
+	return m.Data, nil
+}

@@ -1,0 +1,251 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/mlsengine/mlsengine/engine"
+	"github.com/mlsengine/mlsengine/events"
+	"github.com/mlsengine/mlsengine/jetstore"
+)
+
+// Config configures a Worker.
+type Config struct {
+	// JS is the JetStream context of the worker's connection.
+	JS jetstream.JetStream
+	// Subjects names the contract's subjects (default prefix "mls").
+	Subjects events.Subjects
+	// Partitions of the log stream (events.DefaultPartitions). All workers
+	// of a deployment must agree; it is fixed when the stream is created.
+	Partitions int
+	// Replicas and Storage of the streams and buckets the worker creates.
+	Replicas int
+	Storage  jetstream.StorageType
+	// Store is the template of every hosted member's jetstore.Options
+	// (RootKey required; Member is set per member).
+	Store jetstore.Options
+	// Engine is the template of the members' engine configuration.
+	Engine engine.Config
+	// PinnedTTL is how long a partition stays pinned to a worker that
+	// stopped pulling (default 5 s, at least 2 s, since a worker renews its
+	// pull every PinnedTTL/2 and at most every second): the failover time.
+	PinnedTTL time.Duration
+	// AckWait is how long an input may take before it is redelivered
+	// (default 30 s).
+	AckWait time.Duration
+	// Logger receives the worker's log; never a secret.
+	Logger *slog.Logger
+}
+
+// Worker applies the log to hosted members.
+type Worker struct {
+	cfg Config
+	js  jetstream.JetStream
+	s   events.Subjects
+	reg *registry
+	log *slog.Logger
+
+	mu      sync.Mutex
+	stores  map[string]*jetstore.Store
+	handles map[handleKey]*engine.Group
+}
+
+type handleKey struct {
+	member string
+	group  string
+}
+
+// consumerName is a partition's durable consumer; priorityGroup the
+// group its workers pull in.
+const priorityGroup = "workers"
+
+func consumerName(p int) string { return "mls-p" + strconv.Itoa(p) }
+
+// New creates or binds the streams, the registry and the partitions'
+// consumers.
+func New(ctx context.Context, cfg Config) (*Worker, error) {
+	if cfg.JS == nil {
+		return nil, errors.New("worker: nil JetStream")
+	}
+	if cfg.Partitions <= 0 {
+		cfg.Partitions = events.DefaultPartitions
+	}
+	if cfg.Replicas <= 0 {
+		cfg.Replicas = 1
+	}
+	if cfg.PinnedTTL <= 0 {
+		cfg.PinnedTTL = 5 * time.Second
+	}
+	cfg.PinnedTTL = max(cfg.PinnedTTL, 2*time.Second)
+	if cfg.AckWait <= 0 {
+		cfg.AckWait = 30 * time.Second
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	w := &Worker{cfg: cfg, js: cfg.JS, s: cfg.Subjects, log: cfg.Logger,
+		stores: map[string]*jetstore.Store{}, handles: map[handleKey]*engine.Group{}}
+	if _, err := w.js.CreateOrUpdateStream(ctx, w.s.LogStream("", cfg.Partitions, cfg.Replicas, cfg.Storage)); err != nil {
+		return nil, fmt.Errorf("worker: log stream: %w", err)
+	}
+	if _, err := w.js.CreateOrUpdateStream(ctx, w.s.EventsStream("", 0, cfg.Replicas, cfg.Storage)); err != nil {
+		return nil, fmt.Errorf("worker: events stream: %w", err)
+	}
+	var err error
+	if w.reg, err = openRegistry(ctx, w.js, "", cfg.Replicas, cfg.Storage); err != nil {
+		return nil, err
+	}
+	for p := range cfg.Partitions {
+		if _, err := w.js.CreateOrUpdateConsumer(ctx, events.DefaultLogStream, jetstream.ConsumerConfig{
+			Durable:        consumerName(p),
+			FilterSubject:  w.s.PartitionFilter(p),
+			AckPolicy:      jetstream.AckExplicitPolicy,
+			AckWait:        cfg.AckWait,
+			MaxAckPending:  1, // per-group order
+			MaxDeliver:     -1,
+			PriorityPolicy: jetstream.PriorityPolicyPinned,
+			PriorityGroups: []string{priorityGroup},
+			PinnedTTL:      cfg.PinnedTTL,
+		}); err != nil {
+			return nil, fmt.Errorf("worker: consumer of partition %d: %w", p, err)
+		}
+	}
+	return w, nil
+}
+
+// Run consumes every partition until ctx is done, then drains: an input
+// being applied is finished and acknowledged.
+func (w *Worker) Run(ctx context.Context) error {
+	var ccs []jetstream.ConsumeContext
+	for p := range w.cfg.Partitions {
+		c, err := w.js.Consumer(ctx, events.DefaultLogStream, consumerName(p))
+		if err != nil {
+			return err
+		}
+		cc, err := c.Consume(func(m jetstream.Msg) { w.handle(context.WithoutCancel(ctx), m) },
+			jetstream.PullPriorityGroup(priorityGroup), jetstream.PullMaxMessages(1), jetstream.PullExpiry(max(time.Second, w.cfg.PinnedTTL/2)))
+		if err != nil {
+			return err
+		}
+		ccs = append(ccs, cc)
+	}
+	<-ctx.Done()
+	for _, cc := range ccs {
+		cc.Drain()
+	}
+	for _, cc := range ccs {
+		<-cc.Closed()
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for _, s := range w.stores {
+		s.Close()
+	}
+	return nil
+}
+
+// store returns the member's jetstore.
+func (w *Worker) store(ctx context.Context, member string) (*jetstore.Store, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if s := w.stores[member]; s != nil {
+		return s, nil
+	}
+	o := w.cfg.Store
+	o.Member = member
+	s, err := jetstore.Open(ctx, w.js, o)
+	if err != nil {
+		return nil, err
+	}
+	w.stores[member] = s
+	return s, nil
+}
+
+// handle loads (or refreshes) a member's group handle.
+func (w *Worker) handle(ctx context.Context, m jetstream.Msg) {
+	md, err := m.Metadata()
+	if err != nil {
+		m.Term()
+		return
+	}
+	if err := w.apply(ctx, m.Subject(), md.Sequence.Stream, m.Headers(), m.Data()); err != nil {
+		// A failure of the worker or its storage, not of the input: try
+		// again later.
+		w.log.Warn("worker: input not applied; will be redelivered", "subject", m.Subject(), "seq", md.Sequence.Stream, "err", err)
+		m.NakWithDelay(time.Second)
+		return
+	}
+	if err := m.DoubleAck(ctx); err != nil {
+		w.log.Warn("worker: ack lost; the input will be recognized when redelivered", "seq", md.Sequence.Stream, "err", err)
+	}
+}
+
+func (w *Worker) group(ctx context.Context, member string, groupID []byte) (*engine.Group, error) {
+	key := handleKey{member, string(groupID)}
+	w.mu.Lock()
+	h := w.handles[key]
+	w.mu.Unlock()
+	if h != nil {
+		if _, err := h.Refresh(ctx); err == nil {
+			return h, nil
+		}
+	}
+	s, err := w.store(ctx, member)
+	if err != nil {
+		return nil, err
+	}
+	cfg := w.cfg.Engine
+	h, err = engine.LoadGroup(ctx, s, groupID, &cfg)
+	if err != nil {
+		return nil, err
+	}
+	w.mu.Lock()
+	w.handles[key] = h
+	w.mu.Unlock()
+	return h, nil
+}
+
+func (w *Worker) forget(member string, groupID []byte) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	delete(w.handles, handleKey{member, string(groupID)})
+}
+
+// publish publishes one output; a duplicate (same message id within the
+// stream's window) is not an error.
+func (w *Worker) publish(ctx context.Context, o output) error {
+	m := nats.NewMsg(o.Subject)
+	m.Data = o.Data
+	if o.ID != "" {
+		m.Header.Set(jetstream.MsgIDHeader, o.ID)
+	}
+	if o.From != "" {
+		m.Header.Set(fromHeader, o.From)
+	}
+	if o.FirstOnSubject {
+		m.Header.Set(jetstream.ExpectedLastSubjSeqHeader, "0")
+	}
+	_, err := w.js.PublishMsg(ctx, m)
+	return err
+}
+
+// fromHeader names the hosted member that published an MLS message, so
+// that it is not delivered back to its sender.
+const fromHeader = "Mls-From"
+
+// event publishes an event for a member.
+func (w *Worker) event(ctx context.Context, e *events.Event, id string) error {
+	b, err := events.Marshal(e)
+	if err != nil {
+		return err
+	}
+	return w.publish(ctx, output{Subject: w.s.Event(e.Member, e.Group, e.Kind), Data: b, ID: id})
+}
