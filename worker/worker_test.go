@@ -214,7 +214,9 @@ func TestConcurrentCommits(t *testing.T) {
 	}
 	results := map[string]*events.Result{}
 	for len(results) < 2 {
-		e := h.wait(func(e *events.Event) bool { return e.Kind == events.EvResult && (e.Result.ID == ids[0] || e.Result.ID == ids[1]) })
+		e := h.wait(func(e *events.Event) bool {
+			return e.Kind == events.EvResult && (e.Result.ID == ids[0] || e.Result.ID == ids[1])
+		})
 		results[e.Member] = e.Result
 	}
 	if !results["alice"].OK || results["bob"].OK || results["bob"].Code != events.CodeLost {
