@@ -5,9 +5,14 @@ BENCHTIME ?= 1s
 BENCHCOUNT ?= 6
 BENCHPKGS ?= ./...
 
-.PHONY: all build test vectors fuzz bench storagecost soak lint bench-jetstore audit soak-jetstore cluster
+.PHONY: all run build test vectors fuzz bench storagecost soak lint bench-jetstore audit soak-jetstore cluster
 
 all: build test
+
+# The main job: a worker on its embedded NATS server and mlsadmin demo
+# driving hosted members and an outside client through it.
+run:
+	GO=$(GO) ./scripts/run.sh
 
 build:
 	$(GO) build ./...

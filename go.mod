@@ -3,6 +3,7 @@ module github.com/mlsengine/mlsengine
 go 1.26.0
 
 require (
+	github.com/alecthomas/kong v1.17.0
 	github.com/cloudflare/circl v1.6.5
 	github.com/nats-io/nats-server/v2 v2.15.3
 	github.com/nats-io/nats.go v1.56.0

@@ -1,4 +1,5 @@
-// Command mlsadmin inspects mlsengine state. For now it has one subcommand:
+// Command mlsadmin operates mlsengine: it verifies the official test
+// vectors, and drives and inspects hosted members through NATS.
 //
 //	mlsadmin vectors PATH...
 //
@@ -9,16 +10,21 @@
 // that could not be verified at all (missing, unreadable, not JSON, of an
 // unknown kind, or a directory with no .json file under it) counts as one
 // failed case: a run that checked nothing does not pass.
+//
+//	mlsadmin demo [--nats URL]
+//
+// drives a scenario through a running worker's subjects (see the README).
 package main
 
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
 	"os/signal"
+
+	"github.com/alecthomas/kong"
 )
 
 func main() {
@@ -28,47 +34,65 @@ func main() {
 	os.Exit(code)
 }
 
-const usage = `usage: mlsadmin <command> [arguments]
-
-commands:
-  vectors [-v] PATH...   verify test-vector files or directories of them
-`
-
-// run is main without the process: it returns the exit code.
-func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 {
-		fmt.Fprint(stderr, usage)
-		return 2
-	}
-	switch args[0] {
-	case "vectors":
-		return runVectors(ctx, args[1:], stdout, stderr)
-	case "help", "-h", "--help":
-		fmt.Fprint(stdout, usage)
-		return 0
-	default:
-		fmt.Fprintf(stderr, "mlsadmin: unknown command %q\n%s", args[0], usage)
-		return 2
-	}
+// env is what commands run with.
+type env struct {
+	ctx            context.Context
+	stdout, stderr io.Writer
 }
 
-func runVectors(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("vectors", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	verbose := fs.Bool("v", false, "print every failing case, not only distinct reasons")
-	if err := fs.Parse(args); err != nil {
+type cli struct {
+	Vectors vectorsCommand `cmd:"" help:"Verify test-vector files or directories of them."`
+	Demo    demoCmd    `cmd:"" help:"Drive a scenario through a running worker: hosted members and an outside client create a group, add each other, talk, update and remove."`
+}
+
+type vectorsCommand struct {
+	Verbose bool     `short:"v" help:"Print every failing case, not only distinct reasons."`
+	Paths   []string `arg:"" name:"path" help:"Test-vector files or directories."`
+}
+
+// errFailed: the command ran and found failures (exit 1, reasons printed).
+func (c *vectorsCommand) Run(e *env) error {
+	err := verifyPaths(e.ctx, c.Paths, c.Verbose, e.stdout, e.stderr)
+	if err != nil && !errors.Is(err, errFailed) {
+		fmt.Fprintf(e.stderr, "mlsadmin vectors: %v\n", err)
+		return errFailed
+	}
+	return err
+}
+
+// exit carries kong's exit code out of a parse.
+type exit int
+
+// run is main without the process: it returns the exit code.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) (code int) {
+	var c cli
+	parser, err := kong.New(&c, kong.Name("mlsadmin"), kong.Description("Operates mlsengine."),
+		kong.Writers(stdout, stderr), kong.Exit(func(n int) { panic(exit(n)) }))
+	if err != nil {
+		fmt.Fprintln(stderr, err)
 		return 2
 	}
-	if fs.NArg() == 0 {
-		fmt.Fprint(stderr, "mlsadmin vectors: no PATH given\n")
+	defer func() {
+		if r := recover(); r != nil {
+			n, ok := r.(exit)
+			if !ok {
+				panic(r)
+			}
+			code = int(n)
+		}
+	}()
+	kctx, err := parser.Parse(args)
+	if err != nil {
+		fmt.Fprintf(stderr, "mlsadmin: %v\n", err)
+		if len(args) == 0 {
+			parser.Stderr = stderr
+		}
 		return 2
 	}
-	err := verifyPaths(ctx, fs.Args(), *verbose, stdout, stderr)
-	switch {
-	case errors.Is(err, errFailed):
-		return 1
-	case err != nil:
-		fmt.Fprintf(stderr, "mlsadmin vectors: %v\n", err)
+	if err := kctx.Run(&env{ctx: ctx, stdout: stdout, stderr: stderr}); err != nil {
+		if !errors.Is(err, errFailed) {
+			fmt.Fprintf(stderr, "mlsadmin: %v\n", err)
+		}
 		return 1
 	}
 	return 0
