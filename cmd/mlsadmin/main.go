@@ -42,7 +42,7 @@ type env struct {
 
 type cli struct {
 	Vectors vectorsCommand `cmd:"" help:"Verify test-vector files or directories of them."`
-	Demo    demoCmd    `cmd:"" help:"Drive a scenario through a running worker: hosted members and an outside client create a group, add each other, talk, update and remove."`
+	Demo    demoCmd        `cmd:"" help:"Drive a scenario through a running worker: hosted members and an outside client create a group, add each other, talk, update and remove."`
 }
 
 type vectorsCommand struct {

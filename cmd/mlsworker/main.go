@@ -8,7 +8,6 @@ package main
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"os"
 	"os/signal"
@@ -122,5 +121,3 @@ func run(ctx context.Context, c *cli, log *slog.Logger) error {
 	log.Info("worker drained and stopped")
 	return err
 }
-
-var _ = fmt.Sprint
