@@ -14,6 +14,7 @@ import (
 	"github.com/mlsengine/mlsengine/engine"
 	"github.com/mlsengine/mlsengine/events"
 	"github.com/mlsengine/mlsengine/mls/ciphersuite"
+	"github.com/mlsengine/mlsengine/mls/codec"
 	"github.com/mlsengine/mlsengine/mls/group"
 	"github.com/mlsengine/mlsengine/mls/treemath"
 	"github.com/mlsengine/mlsengine/mls/wire"
@@ -69,7 +70,7 @@ func failure(err error) bool {
 // codeOf classifies why an input was refused.
 func codeOf(err error) events.Code {
 	switch {
-	case errors.Is(err, group.ErrMalformed), errors.Is(err, events.ErrMalformed):
+	case errors.Is(err, group.ErrMalformed), errors.Is(err, events.ErrMalformed), errors.Is(err, codec.ErrMalformed):
 		return events.CodeMalformed
 	case errors.Is(err, group.ErrWrongGroup):
 		return events.CodeWrongGroup
@@ -164,9 +165,9 @@ func (w *Worker) deliver(ctx context.Context, member string, groupID []byte, seq
 			w.forget(member, groupID)
 			return err
 		}
-		if err := h.StoreCursor(ctx); err != nil {
-			return err
-		}
+		// Nothing is stored for a rejected input, not even the cursor: a
+		// redelivery is rejected again, and its event is the same message
+		// id.
 		if err := w.event(ctx, &events.Event{Kind: events.EvRejected, Member: member, Group: groupID, Seq: seq,
 			Epoch: h.Epoch(), Code: codeOf(err), Detail: err.Error()}, "rej-"+id); err != nil {
 			return err

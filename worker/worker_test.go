@@ -108,6 +108,28 @@ func (h *harness) wait(match func(*events.Event) bool) *events.Event {
 	}
 }
 
+// waitAll waits until each matcher matched an event, in any order.
+func (h *harness) waitAll(matches ...func(*events.Event) bool) {
+	h.t.Helper()
+	left := append([]func(*events.Event) bool(nil), matches...)
+	for len(left) > 0 {
+		e := h.wait(func(e *events.Event) bool {
+			for _, m := range left {
+				if m(e) {
+					return true
+				}
+			}
+			return false
+		})
+		for i, m := range left {
+			if m(e) {
+				left = append(left[:i], left[i+1:]...)
+				break
+			}
+		}
+	}
+}
+
 func (h *harness) ok(c *events.Command) *events.Result {
 	h.t.Helper()
 	r := h.do(c)
@@ -226,6 +248,131 @@ func TestConcurrentCommits(t *testing.T) {
 	h.ok(&events.Command{Kind: events.CmdSend, Member: "bob", Group: gid, Data: []byte("still here")})
 	e := h.wait(func(e *events.Event) bool { return e.Kind == events.EvApplication && e.Member == "alice" })
 	if string(e.Data) != "still here" {
+		t.Fatalf("alice read %q", e.Data)
+	}
+}
+
+// state is a member's stored group, for comparing before and after.
+func (h *harness) state(member string, gid []byte) string {
+	h.t.Helper()
+	s, err := jetstore.Open(h.ctx, h.js, jetstore.Options{Member: member, RootKey: root, SweepInterval: -1})
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	defer s.Close()
+	g, err := s.Load(h.ctx, gid)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	out := fmt.Sprintf("version %d\n", g.Version)
+	for _, r := range g.Records {
+		out += fmt.Sprintf("%v %x\n", r.Key, r.Value)
+	}
+	return out
+}
+
+// TestBadInput: bad input on every subject gets a rejected event or a
+// clear command error, and leaves the members' stored state as it was.
+func TestBadInput(t *testing.T) {
+	h := start(t)
+	gid, other := []byte("good"), []byte("other")
+	for _, m := range []string{"alice", "bob", "carol"} {
+		h.ok(&events.Command{Kind: events.CmdCreateMember, Member: m})
+	}
+	kps := h.ok(&events.Command{Kind: events.CmdKeyPackages, Member: "bob"}).KeyPackages
+	kps = append(kps, h.ok(&events.Command{Kind: events.CmdKeyPackages, Member: "carol"}).KeyPackages...)
+	h.ok(&events.Command{Kind: events.CmdCreateGroup, Member: "alice", Group: gid})
+	h.ok(&events.Command{Kind: events.CmdAdd, Member: "alice", Group: gid, KeyPackages: kps})
+	for _, m := range []string{"bob", "carol"} {
+		h.wait(func(e *events.Event) bool { return e.Kind == events.EvJoined && e.Member == m })
+	}
+	h.ok(&events.Command{Kind: events.CmdCreateGroup, Member: "alice", Group: other})
+	// A real message of the group, to replay, and one of another group.
+	log, err := h.js.OrderedConsumer(h.ctx, events.DefaultLogStream, jetstream.OrderedConsumerConfig{
+		FilterSubjects: []string{"mls.p.*." + events.GroupToken(gid) + ".msg", "mls.p.*." + events.GroupToken(other) + ".msg"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.ok(&events.Command{Kind: events.CmdSend, Member: "alice", Group: gid, Data: []byte("once")})
+	h.waitAll(func(e *events.Event) bool { return e.Kind == events.EvApplication && e.Member == "bob" },
+		func(e *events.Event) bool { return e.Kind == events.EvApplication && e.Member == "carol" })
+	h.ok(&events.Command{Kind: events.CmdSend, Member: "alice", Group: other, Data: []byte("elsewhere")})
+	var sent, foreign []byte
+	for sent == nil || foreign == nil {
+		m, err := log.Next(jetstream.FetchMaxWait(5 * time.Second))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if in, _ := h.s.ParseInput(m.Subject()); string(in.GroupID) == string(gid) {
+			sent = m.Data()
+		} else {
+			foreign = m.Data()
+		}
+	}
+	// Carol is removed: her commands are refused from now on.
+	h.ok(&events.Command{Kind: events.CmdRemove, Member: "alice", Group: gid, Leaves: []uint32{2}})
+	h.waitAll(func(e *events.Event) bool { return e.Kind == events.EvGroupDeleted && e.Member == "carol" },
+		func(e *events.Event) bool { return e.Kind == events.EvEpoch && e.Member == "bob" && e.Epoch == 2 })
+
+	members := []string{"alice", "bob"}
+	before := map[string]string{}
+	for _, m := range members {
+		before[m] = h.state(m, gid)
+	}
+	rejected := func(member string, code events.Code) {
+		t.Helper()
+		e := h.wait(func(e *events.Event) bool { return e.Kind == events.EvRejected && e.Member == member })
+		if e.Code != code {
+			t.Fatalf("%s: rejected with %s (%s), want %s", member, e.Code, e.Detail, code)
+		}
+	}
+	pub := func(subject string, data []byte) {
+		t.Helper()
+		if _, err := h.js.Publish(h.ctx, subject, data); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Garbage on the group's subject and on its epoch's.
+	pub(h.s.Msg(gid), []byte("garbage"))
+	h.waitAll(func(e *events.Event) bool { return e.Kind == events.EvRejected && e.Member == "alice" && e.Code == events.CodeMalformed },
+		func(e *events.Event) bool { return e.Kind == events.EvRejected && e.Member == "bob" && e.Code == events.CodeMalformed })
+	pub(h.s.Epoch(gid, 2), []byte{0, 1, 2})
+	h.waitAll(func(e *events.Event) bool { return e.Kind == events.EvRejected && e.Member == "alice" && e.Code == events.CodeMalformed },
+		func(e *events.Event) bool { return e.Kind == events.EvRejected && e.Member == "bob" && e.Code == events.CodeMalformed })
+	// A message of another group.
+	pub(h.s.Msg(gid), foreign)
+	h.waitAll(func(e *events.Event) bool { return e.Kind == events.EvRejected && e.Member == "alice" && e.Code == events.CodeWrongGroup },
+		func(e *events.Event) bool { return e.Kind == events.EvRejected && e.Member == "bob" && e.Code == events.CodeWrongGroup })
+	// A replay (bob read it in epoch 1; it is now also from a past epoch).
+	pub(h.s.Msg(gid), sent)
+	old := func(e *events.Event) bool { return e.Code == events.CodeReplay || e.Code == events.CodeWrongEpoch }
+	h.waitAll(func(e *events.Event) bool { return e.Kind == events.EvRejected && e.Member == "alice" && old(e) },
+		func(e *events.Event) bool { return e.Kind == events.EvRejected && e.Member == "bob" && old(e) })
+	// A Welcome that is not one, for bob.
+	pub(h.s.Welcome(gid, "bob"), []byte("not a welcome"))
+	rejected("bob", events.CodeMalformed)
+	// A command that does not decode, one for an unknown member, one from
+	// the removed member, one for another member's subject.
+	pub(h.s.Command("bob", gid), []byte{0xc1})
+	rejected("bob", events.CodeMalformed)
+	if r := h.do(&events.Command{Kind: events.CmdSend, Member: "mallory", Group: gid, Data: []byte("x")}); r.OK || r.Code != events.CodeNotMember {
+		t.Fatalf("unknown member: %+v", r)
+	}
+	if r := h.do(&events.Command{Kind: events.CmdSend, Member: "carol", Group: gid, Data: []byte("x")}); r.OK {
+		t.Fatalf("the removed member sent: %+v", r)
+	}
+	// An oversized payload never enters the log.
+	if _, err := h.js.Publish(h.ctx, h.s.Msg(gid), make([]byte, events.MaxPayload+1)); err == nil {
+		t.Fatal("an oversized payload was accepted")
+	}
+	for _, m := range members {
+		if after := h.state(m, gid); after != before[m] {
+			t.Errorf("%s's stored state changed:\nbefore:\n%s\nafter:\n%s", m, before[m], after)
+		}
+	}
+	// And the group goes on.
+	h.ok(&events.Command{Kind: events.CmdSend, Member: "bob", Group: gid, Data: []byte("fine")})
+	if e := h.wait(func(e *events.Event) bool { return e.Kind == events.EvApplication && e.Member == "alice" }); string(e.Data) != "fine" {
 		t.Fatalf("alice read %q", e.Data)
 	}
 }
