@@ -334,15 +334,27 @@ func TestBadInput(t *testing.T) {
 	}
 	// Garbage on the group's subject and on its epoch's.
 	pub(h.s.Msg(gid), []byte("garbage"))
-	h.waitAll(func(e *events.Event) bool { return e.Kind == events.EvRejected && e.Member == "alice" && e.Code == events.CodeMalformed },
-		func(e *events.Event) bool { return e.Kind == events.EvRejected && e.Member == "bob" && e.Code == events.CodeMalformed })
+	h.waitAll(func(e *events.Event) bool {
+		return e.Kind == events.EvRejected && e.Member == "alice" && e.Code == events.CodeMalformed
+	},
+		func(e *events.Event) bool {
+			return e.Kind == events.EvRejected && e.Member == "bob" && e.Code == events.CodeMalformed
+		})
 	pub(h.s.Epoch(gid, 2), []byte{0, 1, 2})
-	h.waitAll(func(e *events.Event) bool { return e.Kind == events.EvRejected && e.Member == "alice" && e.Code == events.CodeMalformed },
-		func(e *events.Event) bool { return e.Kind == events.EvRejected && e.Member == "bob" && e.Code == events.CodeMalformed })
+	h.waitAll(func(e *events.Event) bool {
+		return e.Kind == events.EvRejected && e.Member == "alice" && e.Code == events.CodeMalformed
+	},
+		func(e *events.Event) bool {
+			return e.Kind == events.EvRejected && e.Member == "bob" && e.Code == events.CodeMalformed
+		})
 	// A message of another group.
 	pub(h.s.Msg(gid), foreign)
-	h.waitAll(func(e *events.Event) bool { return e.Kind == events.EvRejected && e.Member == "alice" && e.Code == events.CodeWrongGroup },
-		func(e *events.Event) bool { return e.Kind == events.EvRejected && e.Member == "bob" && e.Code == events.CodeWrongGroup })
+	h.waitAll(func(e *events.Event) bool {
+		return e.Kind == events.EvRejected && e.Member == "alice" && e.Code == events.CodeWrongGroup
+	},
+		func(e *events.Event) bool {
+			return e.Kind == events.EvRejected && e.Member == "bob" && e.Code == events.CodeWrongGroup
+		})
 	// A replay (bob read it in epoch 1; it is now also from a past epoch).
 	pub(h.s.Msg(gid), sent)
 	old := func(e *events.Event) bool { return e.Code == events.CodeReplay || e.Code == events.CodeWrongEpoch }
