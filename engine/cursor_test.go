@@ -132,3 +132,43 @@ func TestSignatureKeyImport(t *testing.T) {
 	m.create(t, []byte("imported"))
 	m.reload(t)
 }
+
+// TestProcessThen: the result is delivered before the message's key is
+// deleted from storage; a delivery that fails leaves the group as it was,
+// so the message is processed again.
+func TestProcessThen(t *testing.T) {
+	ctx := context.Background()
+	alice, bob := newMember(t, "alice", 93), newMember(t, "bob", 94)
+	alice.create(t, []byte("then"))
+	res, err := alice.g.AddMembers(ctx, []*wire.KeyPackage{bob.keyPackage(t, false)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	alice.g.MergePendingCommit(ctx)
+	bob.join(t, res.Welcome)
+	msg, _ := alice.g.Protect(ctx, []byte("deliver me"), nil)
+	v := bob.g.Version()
+	failed := errors.New("the consumer is down")
+	if _, err := bob.g.ProcessThen(ctx, msg.Bytes(), func(rm *engine.ReceivedMessage) error {
+		if string(rm.ApplicationData) != "deliver me" {
+			t.Errorf("delivered %q", rm.ApplicationData)
+		}
+		return failed
+	}); !errors.Is(err, failed) {
+		t.Fatalf("a failed delivery: %v", err)
+	}
+	if bob.g.Version() != v {
+		t.Fatal("a failed delivery stored the message's effect")
+	}
+	bob.reload(t)
+	var got []byte
+	if _, err := bob.g.ProcessThen(ctx, msg.Bytes(), func(rm *engine.ReceivedMessage) error {
+		got = rm.ApplicationData
+		return nil
+	}); err != nil || string(got) != "deliver me" {
+		t.Fatalf("processing again: %q, %v", got, err)
+	}
+	if _, err := bob.g.Process(ctx, msg); !errors.Is(err, group.ErrReplay) {
+		t.Fatalf("after a delivery: %v", err)
+	}
+}

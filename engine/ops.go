@@ -191,6 +191,30 @@ func (h *Group) ProcessBytes(ctx context.Context, b []byte) (*ReceivedMessage, e
 	return h.Process(ctx, m)
 }
 
+// ProcessThen processes a message like Process and, before its changes are
+// stored, hands the result to deliver: a consumer that must not lose a
+// plaintext delivers it first (say, publishes it with an idempotent id)
+// and only then lets the message's key be deleted. If deliver fails,
+// nothing is stored and the group is as before, so the message can be
+// processed again. For a commit, which is stored when merged, deliver runs
+// before Process returns the staged commit.
+func (h *Group) ProcessThen(ctx context.Context, b []byte, deliver func(*ReceivedMessage) error) (*ReceivedMessage, error) {
+	m, err := wire.Unmarshal[wire.MLSMessage](b)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", group.ErrMalformed, err)
+	}
+	return call(ctx, h, "process", callID("process", b), func(g *group.Group) (*ReceivedMessage, bool, error) {
+		rm, err := g.Process(m)
+		if err != nil {
+			return nil, false, err
+		}
+		if err := deliver(rm); err != nil {
+			return nil, false, fmt.Errorf("engine: delivering before storing: %w", err)
+		}
+		return rm, rm.Commit == nil, nil
+	})
+}
+
 // MergeStagedCommit moves the group to the epoch of a commit that Process
 // staged, and stores the new epoch (deleting the old epoch's secrets
 // beyond what MaxPastEpochs keeps).

@@ -60,10 +60,20 @@ func setCursor(h *engine.Group, c *cursor) error {
 	return h.SetCursor(b)
 }
 
-// failure is an error of the worker or its storage: the input is
-// redelivered rather than rejected.
+// errPublish: an output or event could not be published.
+var errPublish = errors.New("worker: publishing")
+
+func published(err error) error {
+	if err != nil {
+		return fmt.Errorf("%w: %w", errPublish, err)
+	}
+	return nil
+}
+
+// failure is an error of the worker, NATS or storage: the input is
+// redelivered rather than rejected. Every other error is the input's.
 func failure(err error) bool {
-	return errors.Is(err, engine.ErrStorage) || errors.Is(err, engine.ErrConflict) || errors.Is(err, engine.ErrUnknownOutcome) ||
+	return errors.Is(err, errPublish) || errors.Is(err, engine.ErrStorage) || errors.Is(err, engine.ErrConflict) || errors.Is(err, engine.ErrUnknownOutcome) ||
 		errors.Is(err, engine.ErrHandleBroken) || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)
 }
 
@@ -159,7 +169,42 @@ func (w *Worker) deliver(ctx context.Context, member string, groupID []byte, seq
 		return err
 	}
 	id := member + "-" + strconv.FormatUint(seq, 10)
-	rm, err := h.ProcessBytes(ctx, data)
+	own := h.OwnLeafIndex()
+	removed := false
+	// Events go out before the input's unit is stored (ProcessThen), under
+	// ids made of the member and the log sequence: if the worker dies in
+	// between, the redelivered input is processed again and its events
+	// are dropped as duplicates, so a plaintext is never lost with the key
+	// that decrypted it.
+	rm, err := h.ProcessThen(ctx, data, func(rm *engine.ReceivedMessage) error {
+		switch {
+		case rm.Commit != nil:
+			sc := rm.Commit
+			e := &events.Event{Kind: events.EvEpoch, Member: member, Group: groupID, Seq: seq, Epoch: sc.Epoch(),
+				Sender: senderRef(sc.Sender())}
+			for _, a := range sc.Added() {
+				e.Added = append(e.Added, events.MemberRef{Leaf: uint32(a.Index)})
+			}
+			for _, l := range sc.Removed() {
+				e.Removed = append(e.Removed, events.MemberRef{Leaf: uint32(l)})
+				if l == own {
+					removed = true
+				}
+			}
+			if removed {
+				e.Kind, e.Detail = events.EvGroupDeleted, "removed from the group"
+			}
+			return published(w.event(ctx, e, "ep-"+id))
+		case rm.Proposal != nil:
+			return published(w.event(ctx, &events.Event{Kind: events.EvProposal, Member: member, Group: groupID, Seq: seq, Epoch: h.Epoch(),
+				Sender: senderRef(rm.Sender)}, "prop-"+id))
+		default:
+			// The plaintext goes to the events stream only, never into the
+			// group's stored state.
+			return published(w.event(ctx, &events.Event{Kind: events.EvApplication, Member: member, Group: groupID, Seq: seq, Epoch: rm.Epoch,
+				Sender: senderRef(rm.Sender), Data: rm.ApplicationData, AAD: rm.AuthenticatedData}, "app-"+id))
+		}
+	})
 	if err != nil {
 		if failure(err) {
 			w.forget(member, groupID)
@@ -174,30 +219,17 @@ func (w *Worker) deliver(ctx context.Context, member string, groupID []byte, seq
 		}
 		return w.deadLetter(ctx, groupID, seq, data, codeOf(err))
 	}
-	switch {
-	case rm.Commit != nil:
+	if rm.Commit != nil {
 		if err := h.MergeStagedCommit(ctx, rm.Commit); err != nil {
 			w.forget(member, groupID)
 			return err
 		}
-		if !h.Active() {
+		if removed || !h.Active() {
 			w.forget(member, groupID)
-			if err := w.reg.leave(ctx, groupID, member); err != nil {
-				return err
-			}
-			return w.event(ctx, &events.Event{Kind: events.EvGroupDeleted, Member: member, Group: groupID, Seq: seq, Epoch: h.Epoch(),
-				Detail: "removed from the group"}, "del-"+id)
+			return w.reg.leave(ctx, groupID, member)
 		}
-		return w.event(ctx, &events.Event{Kind: events.EvEpoch, Member: member, Group: groupID, Seq: seq, Epoch: h.Epoch()}, "ep-"+id)
-	case rm.Proposal != nil:
-		return w.event(ctx, &events.Event{Kind: events.EvProposal, Member: member, Group: groupID, Seq: seq, Epoch: h.Epoch(),
-			Sender: senderRef(rm.Sender)}, "prop-"+id)
-	default:
-		// The plaintext goes to the events stream only: never into the
-		// group's stored state.
-		return w.event(ctx, &events.Event{Kind: events.EvApplication, Member: member, Group: groupID, Seq: seq, Epoch: rm.Epoch,
-			Sender: senderRef(rm.Sender), Data: rm.ApplicationData, AAD: rm.AuthenticatedData}, "app-"+id)
 	}
+	return nil
 }
 
 func senderRef(s wire.Sender) *events.MemberRef {
@@ -258,7 +290,7 @@ func (w *Worker) command(ctx context.Context, in events.Input, seq uint64, data 
 	case events.CmdKeyPackages:
 		res, err = w.keyPackages(ctx, c)
 	case events.CmdCreateGroup:
-		res, err = w.createGroup(ctx, c)
+		res, err = w.createGroup(ctx, c, seq)
 	case events.CmdAdd, events.CmdRemove, events.CmdSelfUpdate:
 		return w.commitCommand(ctx, c, seq)
 	case events.CmdSend:
@@ -301,7 +333,10 @@ func (w *Worker) createMember(ctx context.Context, c *events.Command) (*events.R
 	if err != nil {
 		return &events.Result{Code: events.CodeBadArgument, Error: err.Error()}, nil
 	}
-	if _, err := w.reg.member(ctx, c.Member); err == nil {
+	if info, err := w.reg.member(ctx, c.Member); err == nil {
+		if info.Request == c.ID {
+			return &events.Result{}, nil // this very command, redelivered
+		}
 		return &events.Result{Code: events.CodeExists, Error: "the member exists"}, nil
 	}
 	k, err := suite.GenerateSigningKey(nil)
@@ -319,7 +354,7 @@ func (w *Worker) createMember(ctx context.Context, c *events.Command) (*events.R
 	if identity == nil {
 		identity = []byte(c.Member)
 	}
-	if err := w.reg.addMember(ctx, c.Member, memberInfo{Suite: uint16(suiteID), Identity: identity, SignerPub: k.PublicKey()}); err != nil {
+	if err := w.reg.addMember(ctx, c.Member, memberInfo{Suite: uint16(suiteID), Identity: identity, SignerPub: k.PublicKey(), Request: c.ID}); err != nil {
 		if errors.Is(err, errExists) {
 			// A redelivery raced the first attempt's registration.
 			return &events.Result{Code: events.CodeExists, Error: "the member exists"}, nil
@@ -371,7 +406,7 @@ func (w *Worker) keyPackages(ctx context.Context, c *events.Command) (*events.Re
 	return res, nil
 }
 
-func (w *Worker) createGroup(ctx context.Context, c *events.Command) (*events.Result, error) {
+func (w *Worker) createGroup(ctx context.Context, c *events.Command, seq uint64) (*events.Result, error) {
 	k, info, err := w.signer(ctx, c.Member)
 	if err != nil {
 		return &events.Result{Code: events.CodeUnknownMember, Error: "no such hosted member"}, nil
@@ -385,9 +420,19 @@ func (w *Worker) createGroup(ctx context.Context, c *events.Command) (*events.Re
 	h, err := engine.NewGroup(ctx, s, k, cfg, credential(info))
 	switch {
 	case errors.Is(err, engine.ErrGroupExists):
-		// A redelivery, or a group of that id exists.
-		return &events.Result{Code: events.CodeExists, Error: "the group exists"}, w.reg.join(ctx, c.Group, c.Member)
+		// This command redelivered (its cursor says so), or another one
+		// made the group.
+		if h, err := w.group(ctx, c.Member, c.Group); err == nil && readCursor(h).Seq == seq {
+			return &events.Result{Epoch: h.Epoch()}, w.reg.join(ctx, c.Group, c.Member)
+		}
+		return &events.Result{Code: events.CodeExists, Error: "the group exists"}, nil
 	case err != nil:
+		return nil, err
+	}
+	if err := setCursor(h, &cursor{Seq: seq}); err != nil {
+		return nil, err
+	}
+	if err := h.StoreCursor(ctx); err != nil {
 		return nil, err
 	}
 	if err := w.reg.join(ctx, c.Group, c.Member); err != nil {

@@ -31,6 +31,9 @@ type memberInfo struct {
 	Suite     uint16 `msgpack:"suite"`
 	Identity  []byte `msgpack:"identity"`
 	SignerPub []byte `msgpack:"signer"`
+	// Request is the id of the create-member command that made it, so
+	// that a redelivery of that command answers as the first time did.
+	Request string `msgpack:"req"`
 }
 
 var errExists = errors.New("worker: exists already")
