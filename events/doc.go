@@ -14,6 +14,7 @@
 //	                            an expected-last-subject-sequence of 0, so
 //	                            the first commit stored for an epoch wins
 //	mls.in.<g>.welcome.<m>      a Welcome for hosted member m
+//	mls.in.<g>.welcome          a Welcome for members hosted elsewhere
 //	mls.in.<g>.groupinfo        a GroupInfo, for external joins
 //	mls.in.<g>.cmd.<m>          a command for hosted member m about group g
 //	mls.in._.cmd.<m>            a command for m that names no group yet

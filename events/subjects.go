@@ -83,6 +83,12 @@ func (s Subjects) Welcome(groupID []byte, member string) string {
 	return s.p() + ".in." + GroupToken(groupID) + ".welcome." + member
 }
 
+// OutsideWelcome is the subject of a Welcome for members that are not
+// hosted here (clients of other implementations read it from the log).
+func (s Subjects) OutsideWelcome(groupID []byte) string {
+	return s.p() + ".in." + GroupToken(groupID) + ".welcome"
+}
+
 // GroupInfo is the subject of a group's GroupInfo, for external joins.
 func (s Subjects) GroupInfo(groupID []byte) string {
 	return s.p() + ".in." + GroupToken(groupID) + ".groupinfo"
@@ -174,6 +180,8 @@ func (s Subjects) ParseInput(subject string) (Input, error) {
 			return Input{}, fmt.Errorf("%w: epoch %q", ErrSubject, t[2])
 		}
 		in.Kind, in.Epoch = InputCommit, e
+	case t[1] == "welcome" && len(t) == 2:
+		in.Kind = InputWelcome // for outside members
 	case t[1] == "welcome" && len(t) == 3:
 		in.Kind, in.Member = InputWelcome, t[2]
 	case t[1] == "cmd" && len(t) == 3:

@@ -116,6 +116,9 @@ func (w *Worker) apply(ctx context.Context, subject string, seq uint64, hdr nats
 	case events.InputMsg, events.InputCommit:
 		return w.groupMessage(ctx, in.GroupID, seq, hdr.Get(fromHeader), data)
 	case events.InputWelcome:
+		if in.Member == "" {
+			return nil // for members hosted elsewhere
+		}
 		return w.welcome(ctx, in, seq, data)
 	}
 	return nil // GroupInfos are read by external joins, not applied
@@ -609,7 +612,7 @@ func (w *Worker) commitCommand(ctx context.Context, c *events.Command, seq uint6
 // it answers, and to the group's Welcome subject for outside clients.
 func (w *Worker) welcomeOutputs(ctx context.Context, c *events.Command, res *engine.CommitResult) []output {
 	b := res.Welcome.Bytes()
-	outs := []output{{Subject: w.s.Welcome(c.Group, "_"), Data: b, ID: "wel-" + c.Member + "-" + c.ID}}
+	outs := []output{{Subject: w.s.OutsideWelcome(c.Group), Data: b, ID: "wel-" + c.Member + "-" + c.ID}}
 	for _, kb := range c.KeyPackages {
 		kp, err := wire.Unmarshal[wire.KeyPackage](kb)
 		if err != nil {

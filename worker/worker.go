@@ -38,8 +38,10 @@ type Config struct {
 	// stopped pulling (default 5 s, at least 2 s, since a worker renews its
 	// pull every PinnedTTL/2 and at most every second): the failover time.
 	PinnedTTL time.Duration
-	// AckWait is how long an input may take before it is redelivered
-	// (default 30 s).
+	// AckWait is how long the server waits for a worker's acknowledgement
+	// before it redelivers an input (default 5 s): with PinnedTTL, how long
+	// a partition waits after its worker died. A worker that takes longer
+	// (a join of a very large group) tells the server it is still working.
 	AckWait time.Duration
 	// Logger receives the worker's log; never a secret.
 	Logger *slog.Logger
@@ -86,7 +88,7 @@ func New(ctx context.Context, cfg Config) (*Worker, error) {
 	}
 	cfg.PinnedTTL = max(cfg.PinnedTTL, 2*time.Second)
 	if cfg.AckWait <= 0 {
-		cfg.AckWait = 30 * time.Second
+		cfg.AckWait = 5 * time.Second
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
@@ -176,7 +178,23 @@ func (w *Worker) handle(ctx context.Context, m jetstream.Msg) {
 		m.Term()
 		return
 	}
-	if err := w.apply(ctx, m.Subject(), md.Sequence.Stream, m.Headers(), m.Data()); err != nil {
+	// Keep the input ours while it is applied, however long that takes.
+	working := make(chan struct{})
+	go func() {
+		t := time.NewTicker(w.cfg.AckWait / 2)
+		defer t.Stop()
+		for {
+			select {
+			case <-working:
+				return
+			case <-t.C:
+				m.InProgress()
+			}
+		}
+	}()
+	err = w.apply(ctx, m.Subject(), md.Sequence.Stream, m.Headers(), m.Data())
+	close(working)
+	if err != nil {
 		// A failure of the worker or its storage, not of the input: try
 		// again later.
 		w.log.Warn("worker: input not applied; will be redelivered", "subject", m.Subject(), "seq", md.Sequence.Stream, "err", err)

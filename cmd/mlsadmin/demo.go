@@ -134,7 +134,7 @@ func (d *demoCmd) Run(e *env) error {
 	if _, err := wait(bob+" joins", func(ev *events.Event) bool { return ev.Kind == events.EvJoined && ev.Member == bob }); err != nil {
 		return err
 	}
-	wm, err := next("carol's Welcome", func(m events.LogMsg) bool { return m.Kind == events.InputWelcome && m.Member == "_" })
+	wm, err := next("carol's Welcome", func(m events.LogMsg) bool { return m.Kind == events.InputWelcome && m.Member == "" })
 	if err != nil {
 		return err
 	}

@@ -45,6 +45,8 @@ type cli struct {
 	Replicas    int           `name:"replicas" env:"MLS_REPLICAS" default:"1" help:"Replicas of the streams and buckets created (3 in a cluster)."`
 	MemoryStore bool          `name:"memory" env:"MLS_MEMORY" help:"Create streams and buckets in memory storage (nothing on disk; lost when all servers stop)."`
 	PinnedTTL   time.Duration `name:"pinned-ttl" env:"MLS_PINNED_TTL" default:"5s" help:"How long a partition stays with a worker that stopped: the failover time."`
+	AckWait     time.Duration `name:"ack-wait" env:"MLS_ACK_WAIT" default:"5s" help:"How long the server waits for a worker's acknowledgement before redelivering (a worker renews it while it works): with --pinned-ttl, the failover time."`
+	PastEpochs  int           `name:"past-epochs" env:"MLS_PAST_EPOCHS" default:"2" help:"Past epochs whose secrets hosted members keep, to read messages sent before a commit that arrive after it."`
 	LogLevel    slog.Level    `name:"log-level" env:"MLS_LOG_LEVEL" default:"info" help:"debug, info, warn or error."`
 }
 
@@ -110,8 +112,11 @@ func run(ctx context.Context, c *cli, log *slog.Logger) error {
 		storage = jetstream.MemoryStorage
 	}
 	cfg := worker.Config{JS: js, Subjects: events.Subjects{Prefix: c.Prefix}, Partitions: c.Partitions, Replicas: c.Replicas, Storage: storage,
-		Store: jetstore.Options{RootKey: root, Replicas: c.Replicas, Storage: storage, Logger: log}, PinnedTTL: c.PinnedTTL, Logger: log}
+		Store: jetstore.Options{RootKey: root, Replicas: c.Replicas, Storage: storage, Logger: log}, PinnedTTL: c.PinnedTTL, AckWait: c.AckWait, Logger: log}
 	cfg.Engine.RatchetTreeExtension = true
+	// Application messages sent just before a commit arrive after it: keep
+	// the previous epoch's secrets to read them (RFC 9420 §15.3, §14).
+	cfg.Engine.MaxPastEpochs = c.PastEpochs
 	w, err := worker.New(ctx, cfg)
 	if err != nil {
 		return err
