@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -65,14 +66,30 @@ func (d *demoCmd) Run(e *env) error {
 		}
 		return r, nil
 	}
+	// Every event of this run's members, from the start: an event can come
+	// before the step that waits for it asks.
+	inbox, stopInbox := c.Subscribe(func(ev *events.Event) bool { return strings.HasSuffix(ev.Member, "-"+run) }, 4096)
+	defer stopInbox()
+	var backlog []*events.Event
 	wait := func(what string, match func(*events.Event) bool) (*events.Event, error) {
-		sctx, cancel := context.WithTimeout(ctx, d.Timeout)
-		defer cancel()
-		ev, err := c.Wait(sctx, match)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", what, err)
+		for i, ev := range backlog {
+			if match(ev) {
+				backlog = append(backlog[:i], backlog[i+1:]...)
+				return ev, nil
+			}
 		}
-		return ev, nil
+		t := time.After(d.Timeout)
+		for {
+			select {
+			case ev := <-inbox:
+				if match(ev) {
+					return ev, nil
+				}
+				backlog = append(backlog, ev)
+			case <-t:
+				return nil, fmt.Errorf("%s: no event after %v", what, d.Timeout)
+			}
+		}
 	}
 
 	// Carol is outside: her state is in this process.
