@@ -7,10 +7,12 @@ import (
 	"log/slog"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/mlsengine/mlsengine/engine"
 	"github.com/mlsengine/mlsengine/events"
@@ -45,15 +47,22 @@ type Config struct {
 	AckWait time.Duration
 	// Logger receives the worker's log; never a secret.
 	Logger *slog.Logger
+	// Metrics, if set, receives the worker's Prometheus metrics.
+	Metrics prometheus.Registerer
+	// ReportEvery is how often the worker logs its throughput and reads
+	// its partitions' lag (default 10 s).
+	ReportEvery time.Duration
 }
 
 // Worker applies the log to hosted members.
 type Worker struct {
-	cfg Config
-	js  jetstream.JetStream
-	s   events.Subjects
-	reg *registry
-	log *slog.Logger
+	cfg   Config
+	js    jetstream.JetStream
+	s     events.Subjects
+	reg   *registry
+	log   *slog.Logger
+	m     *metrics
+	ready atomic.Bool
 
 	mu      sync.Mutex
 	stores  map[string]*jetstore.Store
@@ -70,6 +79,8 @@ type handleKey struct {
 const priorityGroup = "workers"
 
 func consumerName(p int) string { return "mls-p" + strconv.Itoa(p) }
+
+func itoa(n int) string { return strconv.Itoa(n) }
 
 // New creates or binds the streams, the registry and the partitions'
 // consumers.
@@ -93,7 +104,10 @@ func New(ctx context.Context, cfg Config) (*Worker, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	w := &Worker{cfg: cfg, js: cfg.JS, s: cfg.Subjects, log: cfg.Logger,
+	if cfg.ReportEvery <= 0 {
+		cfg.ReportEvery = 10 * time.Second
+	}
+	w := &Worker{cfg: cfg, js: cfg.JS, s: cfg.Subjects, log: cfg.Logger, m: newMetrics(cfg.Metrics),
 		stores: map[string]*jetstore.Store{}, handles: map[handleKey]*engine.Group{}}
 	if _, err := w.js.CreateOrUpdateStream(ctx, w.s.LogStream("", cfg.Partitions, cfg.Replicas, cfg.Storage)); err != nil {
 		return nil, fmt.Errorf("worker: log stream: %w", err)
@@ -139,7 +153,10 @@ func (w *Worker) Run(ctx context.Context) error {
 		}
 		ccs = append(ccs, cc)
 	}
+	w.ready.Store(true)
+	go w.observe(ctx, w.cfg.ReportEvery)
 	<-ctx.Done()
+	w.ready.Store(false)
 	for _, cc := range ccs {
 		cc.Drain()
 	}
@@ -152,6 +169,12 @@ func (w *Worker) Run(ctx context.Context) error {
 		s.Close()
 	}
 	return nil
+}
+
+// Ready reports whether the worker is consuming its partitions and its
+// NATS connection is up: a readiness probe.
+func (w *Worker) Ready() bool {
+	return w.ready.Load() && w.js.Conn().IsConnected()
 }
 
 // store returns the member's jetstore.
@@ -178,6 +201,14 @@ func (w *Worker) handle(ctx context.Context, m jetstream.Msg) {
 		m.Term()
 		return
 	}
+	if md.NumDelivered > 1 {
+		w.m.redelivered.Inc()
+	}
+	kind := "invalid"
+	if in, err := w.s.ParseInput(m.Subject()); err == nil {
+		kind = kindLabel(in.Kind)
+	}
+	start := time.Now()
 	// Keep the input ours while it is applied, however long that takes.
 	working := make(chan struct{})
 	go func() {
@@ -195,6 +226,7 @@ func (w *Worker) handle(ctx context.Context, m jetstream.Msg) {
 	err = w.apply(ctx, m.Subject(), md.Sequence.Stream, m.Headers(), m.Data())
 	close(working)
 	if err != nil {
+		w.m.retried.Inc()
 		// A failure of the worker or its storage, not of the input: try
 		// again later.
 		w.log.Warn("worker: input not applied; will be redelivered", "subject", m.Subject(), "seq", md.Sequence.Stream, "err", err)
@@ -204,6 +236,9 @@ func (w *Worker) handle(ctx context.Context, m jetstream.Msg) {
 	if err := m.DoubleAck(ctx); err != nil {
 		w.log.Warn("worker: ack lost; the input will be recognized when redelivered", "seq", md.Sequence.Stream, "err", err)
 	}
+	w.m.latency.WithLabelValues(kind).Observe(time.Since(start).Seconds())
+	w.m.applied.WithLabelValues(kind, "done").Inc()
+	w.m.done.Add(1)
 }
 
 func (w *Worker) group(ctx context.Context, member string, groupID []byte) (*engine.Group, error) {

@@ -9,6 +9,8 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -18,6 +20,9 @@ import (
 	"github.com/alecthomas/kong"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/mlsengine/mlsengine/events"
 	"github.com/mlsengine/mlsengine/jetstore"
@@ -47,6 +52,7 @@ type cli struct {
 	PinnedTTL   time.Duration `name:"pinned-ttl" env:"MLS_PINNED_TTL" default:"5s" help:"How long a partition stays with a worker that stopped: the failover time."`
 	AckWait     time.Duration `name:"ack-wait" env:"MLS_ACK_WAIT" default:"5s" help:"How long the server waits for a worker's acknowledgement before redelivering (a worker renews it while it works): with --pinned-ttl, the failover time."`
 	PastEpochs  int           `name:"past-epochs" env:"MLS_PAST_EPOCHS" default:"2" help:"Past epochs whose secrets hosted members keep, to read messages sent before a commit that arrive after it."`
+	Metrics     string        `name:"metrics" env:"MLS_METRICS_ADDR" default:"127.0.0.1:9464" help:"Address of the HTTP endpoint with /metrics (Prometheus), /healthz and /readyz; empty for none."`
 	LogLevel    slog.Level    `name:"log-level" env:"MLS_LOG_LEVEL" default:"info" help:"debug, info, warn or error."`
 }
 
@@ -111,7 +117,9 @@ func run(ctx context.Context, c *cli, log *slog.Logger) error {
 	if c.MemoryStore {
 		storage = jetstream.MemoryStorage
 	}
-	cfg := worker.Config{JS: js, Subjects: events.Subjects{Prefix: c.Prefix}, Partitions: c.Partitions, Replicas: c.Replicas, Storage: storage,
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	cfg := worker.Config{Metrics: reg, JS: js, Subjects: events.Subjects{Prefix: c.Prefix}, Partitions: c.Partitions, Replicas: c.Replicas, Storage: storage,
 		Store: jetstore.Options{RootKey: root, Replicas: c.Replicas, Storage: storage, Logger: log}, PinnedTTL: c.PinnedTTL, AckWait: c.AckWait, Logger: log}
 	cfg.Engine.RatchetTreeExtension = true
 	// Application messages sent just before a commit arrive after it: keep
@@ -120,6 +128,26 @@ func run(ctx context.Context, c *cli, log *slog.Logger) error {
 	w, err := worker.New(ctx, cfg)
 	if err != nil {
 		return err
+	}
+	if c.Metrics != "" {
+		mux := http.NewServeMux()
+		mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+		mux.HandleFunc("/healthz", func(rw http.ResponseWriter, _ *http.Request) { rw.Write([]byte("ok\n")) })
+		mux.HandleFunc("/readyz", func(rw http.ResponseWriter, _ *http.Request) {
+			if !w.Ready() {
+				http.Error(rw, "not ready", http.StatusServiceUnavailable)
+				return
+			}
+			rw.Write([]byte("ready\n"))
+		})
+		hs := &http.Server{Addr: c.Metrics, Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+		ln, err := net.Listen("tcp", c.Metrics)
+		if err != nil {
+			return err
+		}
+		go hs.Serve(ln)
+		defer hs.Close()
+		log.Info("metrics and health endpoints", "addr", ln.Addr().String())
 	}
 	log.Info("worker running", "partitions", c.Partitions, "prefix", c.Prefix)
 	err = w.Run(ctx)

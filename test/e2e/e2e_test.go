@@ -5,6 +5,8 @@ package e2e
 import (
 	"bufio"
 	"context"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -31,13 +33,16 @@ func build(t *testing.T, cmds ...string) map[string]string {
 	return out
 }
 
-var urlRE = regexp.MustCompile(`url=(nats://[0-9.:]+)`)
+var (
+	urlRE     = regexp.MustCompile(`url=(nats://[0-9.:]+)`)
+	metricsRE = regexp.MustCompile(`msg="metrics and health endpoints" addr=([0-9.:]+)`)
+)
 
 // startWorker starts mlsworker on its embedded server (any free port) and
-// returns its URL once it runs.
-func startWorker(t *testing.T, bin, data string, extra ...string) (*exec.Cmd, string) {
+// returns its NATS URL and metrics address once it runs.
+func startWorker(t *testing.T, bin, data string, extra ...string) (*exec.Cmd, string, string) {
 	t.Helper()
-	cmd := exec.Command(bin, append([]string{"--data", data, "--port=-1", "--pinned-ttl", "2s"}, extra...)...)
+	cmd := exec.Command(bin, append([]string{"--data", data, "--port=-1", "--pinned-ttl", "2s", "--metrics", "127.0.0.1:0"}, extra...)...)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -60,7 +65,7 @@ func startWorker(t *testing.T, bin, data string, extra ...string) (*exec.Cmd, st
 		}
 		close(lines)
 	}()
-	var url string
+	var url, metrics string
 	var log []string
 	deadline := time.After(30 * time.Second)
 	for {
@@ -73,8 +78,11 @@ func startWorker(t *testing.T, bin, data string, extra ...string) (*exec.Cmd, st
 			if m := urlRE.FindStringSubmatch(l); m != nil {
 				url = m[1]
 			}
+			if m := metricsRE.FindStringSubmatch(l); m != nil {
+				metrics = m[1]
+			}
 			if strings.Contains(l, "worker running") {
-				return cmd, url
+				return cmd, url, metrics
 			}
 		case <-deadline:
 			t.Fatalf("the worker did not start:\n%s", strings.Join(log, "\n"))
@@ -86,7 +94,7 @@ func startWorker(t *testing.T, bin, data string, extra ...string) (*exec.Cmd, st
 // mlsadmin demo driving hosted members and an outside client through it.
 func TestDemo(t *testing.T) {
 	bins := build(t, "mlsworker", "mlsadmin")
-	_, url := startWorker(t, bins["mlsworker"], t.TempDir())
+	_, url, metrics := startWorker(t, bins["mlsworker"], t.TempDir())
 	if url == "" {
 		t.Fatal("the worker did not say where its server listens")
 	}
@@ -100,6 +108,25 @@ func TestDemo(t *testing.T) {
 		if !strings.Contains(string(out), want) {
 			t.Errorf("demo output lacks %q:\n%s", want, out)
 		}
+	}
+	// The worker is ready and counts what it did.
+	get := func(path string) string {
+		t.Helper()
+		resp, err := http.Get("http://" + metrics + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("%s: %s %s", path, resp.Status, b)
+		}
+		return string(b)
+	}
+	get("/healthz")
+	get("/readyz")
+	if m := get("/metrics"); !strings.Contains(m, `mls_worker_inputs_total{kind="command",outcome="done"}`) {
+		t.Errorf("/metrics lacks the inputs counter:\n%s", m)
 	}
 	// The demo runs again against the same worker and data.
 	if out, err := exec.CommandContext(ctx, bins["mlsadmin"], "demo", "--nats", url).CombinedOutput(); err != nil {

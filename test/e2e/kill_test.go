@@ -39,7 +39,7 @@ func TestKillWorker(t *testing.T) {
 	const partitions = 8
 	workers := make([]*exec.Cmd, 3)
 	startWorker := func(i int) {
-		cmd := exec.Command(bins["mlsworker"], "--nats", srv.URL(), "--partitions", fmt.Sprint(partitions), "--pinned-ttl", "2s")
+		cmd := exec.Command(bins["mlsworker"], "--nats", srv.URL(), "--partitions", fmt.Sprint(partitions), "--pinned-ttl", "2s", "--metrics", "127.0.0.1:0")
 		cmd.Env = append(os.Environ(), "MLS_ROOT_KEY="+root)
 		logf, err := os.Create(filepath.Join(t.TempDir(), fmt.Sprintf("worker%d.log", i)))
 		if err != nil {

@@ -1,0 +1,84 @@
+package worker
+
+import (
+	"context"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/mlsengine/mlsengine/events"
+)
+
+// metrics are the worker's Prometheus metrics (Config.Metrics) and the
+// counters of its throughput log line.
+type metrics struct {
+	applied     *prometheus.CounterVec   // inputs done with, by kind and outcome
+	redelivered prometheus.Counter       // inputs delivered more than once
+	retried     prometheus.Counter       // inputs given back to be retried
+	latency     *prometheus.HistogramVec // apply time by kind
+	lag         *prometheus.GaugeVec     // inputs waiting, by partition
+
+	done atomic.Uint64 // for the throughput line
+}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	m := &metrics{
+		applied: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "mls_worker_inputs_total",
+			Help: "Inputs of the log done with, by kind (command, message, welcome) and outcome (applied, rejected)."}, []string{"kind", "outcome"}),
+		redelivered: prometheus.NewCounter(prometheus.CounterOpts{Name: "mls_worker_redelivered_total",
+			Help: "Inputs the server delivered more than once (a worker died, or an input was retried)."}),
+		retried: prometheus.NewCounter(prometheus.CounterOpts{Name: "mls_worker_retried_total",
+			Help: "Inputs given back to be retried after a failure of the worker, NATS or storage."}),
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "mls_worker_apply_seconds",
+			Help: "Time to apply one input, publish its outputs and events, and acknowledge it.", Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16)},
+			[]string{"kind"}),
+		lag: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "mls_worker_partition_lag",
+			Help: "Inputs of a partition not yet delivered to a worker."}, []string{"partition"}),
+	}
+	if reg != nil {
+		reg.MustRegister(m.applied, m.redelivered, m.retried, m.latency, m.lag)
+	}
+	return m
+}
+
+func kindLabel(k events.InputKind) string {
+	switch k {
+	case events.InputCommand:
+		return "command"
+	case events.InputWelcome:
+		return "welcome"
+	case events.InputGroupInfo:
+		return "groupinfo"
+	}
+	return "message"
+}
+
+// observe runs in the background: partition lag every interval, and a
+// throughput line in the log.
+func (w *Worker) observe(ctx context.Context, interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	last := time.Now()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-t.C:
+			n := w.m.done.Swap(0)
+			if n > 0 {
+				w.log.Info("throughput", "inputs", n, "per_second", float64(n)/now.Sub(last).Seconds())
+			}
+			last = now
+			for p := range w.cfg.Partitions {
+				c, err := w.js.Consumer(ctx, events.DefaultLogStream, consumerName(p))
+				if err != nil {
+					continue
+				}
+				if ci, err := c.Info(ctx); err == nil {
+					w.m.lag.WithLabelValues(itoa(p)).Set(float64(ci.NumPending))
+				}
+			}
+		}
+	}
+}
