@@ -133,3 +133,43 @@ func TestFactPinnedPartition(t *testing.T) {
 		a.Stop()
 	}
 }
+
+// TestFactNakBlocksPartition: with MaxAckPending 1, a message given back
+// with NakWithDelay keeps its place: the next message is not delivered
+// before it. So a message of a future epoch cannot wait for its commit,
+// which comes after it in the same partition, by being given back; it has
+// to be set aside.
+func TestFactNakBlocksPartition(t *testing.T) {
+	ctx := context.Background()
+	srv, err := natsrv.StartEmbedded(ctx, natsrv.EmbeddedOptions{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Shutdown()
+	nc, _ := srv.Connect()
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "Q", Subjects: []string{"q.>"}}); err != nil {
+		t.Fatal(err)
+	}
+	c, err := js.CreateOrUpdateConsumer(ctx, "Q", jetstream.ConsumerConfig{Durable: "c", AckPolicy: jetstream.AckExplicitPolicy, MaxAckPending: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	js.Publish(ctx, "q.a", []byte("first"))
+	js.Publish(ctx, "q.b", []byte("second"))
+	m, err := c.Next(jetstream.FetchMaxWait(time.Second))
+	if err != nil || string(m.Data()) != "first" {
+		t.Fatalf("first delivery: %v", err)
+	}
+	m.NakWithDelay(2 * time.Second)
+	start := time.Now()
+	m, err = c.Next(jetstream.FetchMaxWait(5 * time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(m.Data()) != "first" || time.Since(start) < 1500*time.Millisecond {
+		t.Fatalf("after the nak, %q came %v later: the nak'ed message did not keep its place", m.Data(), time.Since(start))
+	}
+	t.Logf("the nak'ed message came back after %v, before the next one", time.Since(start).Round(time.Millisecond))
+}
