@@ -171,6 +171,13 @@ func (w *Worker) deliver(ctx context.Context, member string, groupID []byte, seq
 	if err := setCursor(h, &cursor{Seq: seq}); err != nil {
 		return err
 	}
+	return w.process(ctx, h, member, groupID, seq, data, false)
+}
+
+// process applies a group message to a member's group. A message parked
+// before (of an epoch that had not come yet) is applied without the
+// cursor, which has moved past it.
+func (w *Worker) process(ctx context.Context, h *engine.Group, member string, groupID []byte, seq uint64, data []byte, parked bool) error {
 	id := member + "-" + strconv.FormatUint(seq, 10)
 	own := h.OwnLeafIndex()
 	removed := false
@@ -213,6 +220,14 @@ func (w *Worker) deliver(ctx context.Context, member string, groupID []byte, seq
 			w.forget(member, groupID)
 			return err
 		}
+		if e := messageEpoch(data); errors.Is(err, group.ErrWrongEpoch) && e > h.Epoch() && !parked {
+			// Its commit is still on its way, behind it in the log: set it
+			// aside until the member reaches its epoch.
+			return w.park(ctx, groupID, member, seq, data)
+		}
+		if parked && errors.Is(err, group.ErrReplay) {
+			return nil // applied before a crash, and parked still
+		}
 		// Nothing is stored for a rejected input, not even the cursor: a
 		// redelivery is rejected again, and its event is the same message
 		// id.
@@ -231,8 +246,24 @@ func (w *Worker) deliver(ctx context.Context, member string, groupID []byte, seq
 			w.forget(member, groupID)
 			return w.reg.leave(ctx, groupID, member)
 		}
+		return w.unpark(ctx, h, member, groupID)
 	}
 	return nil
+}
+
+// messageEpoch is the epoch a PublicMessage or PrivateMessage says it is
+// of (0 if it is neither).
+func messageEpoch(b []byte) uint64 {
+	m, err := wire.Unmarshal[wire.MLSMessage](b)
+	switch {
+	case err != nil:
+		return 0
+	case m.PrivateMessage != nil:
+		return m.PrivateMessage.Epoch
+	case m.PublicMessage != nil:
+		return m.PublicMessage.Content.Epoch
+	}
+	return 0
 }
 
 func senderRef(s wire.Sender) *events.MemberRef {

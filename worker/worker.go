@@ -49,6 +49,10 @@ type Config struct {
 	Logger *slog.Logger
 	// Metrics, if set, receives the worker's Prometheus metrics.
 	Metrics prometheus.Registerer
+	// FutureWindow is how long a message of an epoch its member has not
+	// reached waits for it (set aside) before it is rejected (default
+	// 1 minute).
+	FutureWindow time.Duration
 	// ReportEvery is how often the worker logs its throughput and reads
 	// its partitions' lag (default 10 s).
 	ReportEvery time.Duration
@@ -56,13 +60,14 @@ type Config struct {
 
 // Worker applies the log to hosted members.
 type Worker struct {
-	cfg   Config
-	js    jetstream.JetStream
-	s     events.Subjects
-	reg   *registry
-	log   *slog.Logger
-	m     *metrics
-	ready atomic.Bool
+	cfg     Config
+	js      jetstream.JetStream
+	s       events.Subjects
+	reg     *registry
+	parking jetstream.KeyValue
+	log     *slog.Logger
+	m       *metrics
+	ready   atomic.Bool
 
 	mu      sync.Mutex
 	stores  map[string]*jetstore.Store
@@ -104,6 +109,9 @@ func New(ctx context.Context, cfg Config) (*Worker, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
+	if cfg.FutureWindow <= 0 {
+		cfg.FutureWindow = time.Minute
+	}
 	if cfg.ReportEvery <= 0 {
 		cfg.ReportEvery = 10 * time.Second
 	}
@@ -117,6 +125,9 @@ func New(ctx context.Context, cfg Config) (*Worker, error) {
 	}
 	var err error
 	if w.reg, err = openRegistry(ctx, w.js, "", cfg.Replicas, cfg.Storage); err != nil {
+		return nil, err
+	}
+	if w.parking, err = openParking(ctx, w.js, cfg.Replicas, cfg.Storage); err != nil {
 		return nil, err
 	}
 	for p := range cfg.Partitions {

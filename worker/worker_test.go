@@ -13,7 +13,10 @@ import (
 	"github.com/mlsengine/mlsengine/engine"
 	"github.com/mlsengine/mlsengine/events"
 	"github.com/mlsengine/mlsengine/jetstore"
+	"github.com/mlsengine/mlsengine/mls/ciphersuite"
+	"github.com/mlsengine/mlsengine/mls/wire"
 	"github.com/mlsengine/mlsengine/natsrv"
+	"github.com/mlsengine/mlsengine/storage/memory"
 	"github.com/mlsengine/mlsengine/worker"
 )
 
@@ -386,5 +389,87 @@ func TestBadInput(t *testing.T) {
 	h.ok(&events.Command{Kind: events.CmdSend, Member: "bob", Group: gid, Data: []byte("fine")})
 	if e := h.wait(func(e *events.Event) bool { return e.Kind == events.EvApplication && e.Member == "alice" }); string(e.Data) != "fine" {
 		t.Fatalf("alice read %q", e.Data)
+	}
+}
+
+// TestFutureEpoch: a message of an epoch whose commit comes after it in
+// the log is set aside, read once the commit arrived, and delivered once.
+func TestFutureEpoch(t *testing.T) {
+	h := start(t)
+	gid := []byte("future")
+	for _, m := range []string{"alice", "bob"} {
+		h.ok(&events.Command{Kind: events.CmdCreateMember, Member: m})
+	}
+	// Carol is outside: an engine member of this test.
+	suite, _ := ciphersuite.Lookup(engine.DefaultSuite)
+	key, _ := suite.GenerateSigningKey(nil)
+	cfg := &engine.Config{}
+	cfg.RatchetTreeExtension = true
+	store := memory.New()
+	kp, err := engine.NewKeyPackage(h.ctx, store, key, cfg, wire.Credential{CredentialType: wire.CredentialTypeBasic, Identity: []byte("carol")}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kpb, _ := wire.Marshal(kp)
+	kps := append(h.ok(&events.Command{Kind: events.CmdKeyPackages, Member: "bob"}).KeyPackages, kpb)
+	h.ok(&events.Command{Kind: events.CmdCreateGroup, Member: "alice", Group: gid})
+	log, err := h.js.OrderedConsumer(h.ctx, events.DefaultLogStream, jetstream.OrderedConsumerConfig{
+		FilterSubjects: []string{"mls.p.*." + events.GroupToken(gid) + ".welcome"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.ok(&events.Command{Kind: events.CmdAdd, Member: "alice", Group: gid, KeyPackages: kps})
+	h.wait(func(e *events.Event) bool { return e.Kind == events.EvJoined && e.Member == "bob" })
+	wm, err := log.Next(jetstream.FetchMaxWait(5 * time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	welcome, _ := wire.Unmarshal[wire.MLSMessage](wm.Data())
+	carol, err := engine.JoinGroup(h.ctx, store, welcome, cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Carol commits and writes in the new epoch; the message goes out
+	// first.
+	res, err := carol.SelfUpdate(h.ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := carol.MergePendingCommit(h.ctx); err != nil {
+		t.Fatal(err)
+	}
+	msg, err := carol.Protect(h.ctx, []byte("from the future"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.js.Publish(h.ctx, h.s.Msg(gid), msg.Bytes()); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(500 * time.Millisecond)
+	if _, err := h.js.Publish(h.ctx, h.s.Epoch(gid, 1), res.Commit.Bytes()); err != nil {
+		t.Fatal(err)
+	}
+	read := map[string]int{}
+	deadline := time.After(15 * time.Second)
+	for len(read) < 2 {
+		select {
+		case e := <-h.evs:
+			switch {
+			case e.Kind == events.EvRejected:
+				t.Fatalf("%s rejected the message: %s %s", e.Member, e.Code, e.Detail)
+			case e.Kind == events.EvApplication:
+				if string(e.Data) != "from the future" {
+					t.Fatalf("%s read %q", e.Member, e.Data)
+				}
+				read[e.Member]++
+			}
+		case <-deadline:
+			t.Fatalf("read by %v only", read)
+		}
+	}
+	for m, n := range read {
+		if n != 1 {
+			t.Errorf("%s read it %d times", m, n)
+		}
 	}
 }
