@@ -197,7 +197,8 @@ func (h *Group) ProcessBytes(ctx context.Context, b []byte) (*ReceivedMessage, e
 // and only then lets the message's key be deleted. If deliver fails,
 // nothing is stored and the group is as before, so the message can be
 // processed again. For a commit, which is stored when merged, deliver runs
-// before Process returns the staged commit.
+// before Process returns the staged commit. deliver runs with the handle
+// locked: it must not call the handle's methods.
 func (h *Group) ProcessThen(ctx context.Context, b []byte, deliver func(*ReceivedMessage) error) (*ReceivedMessage, error) {
 	m, err := wire.Unmarshal[wire.MLSMessage](b)
 	if err != nil {

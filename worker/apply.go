@@ -179,7 +179,8 @@ func (w *Worker) deliver(ctx context.Context, member string, groupID []byte, seq
 // cursor, which has moved past it.
 func (w *Worker) process(ctx context.Context, h *engine.Group, member string, groupID []byte, seq uint64, data []byte, parked bool) error {
 	id := member + "-" + strconv.FormatUint(seq, 10)
-	own := h.OwnLeafIndex()
+	// The handle is locked while the callback below runs: read it first.
+	own, epoch := h.OwnLeafIndex(), h.Epoch()
 	removed := false
 	// Events go out before the input's unit is stored (ProcessThen), under
 	// ids made of the member and the log sequence: if the worker dies in
@@ -206,7 +207,7 @@ func (w *Worker) process(ctx context.Context, h *engine.Group, member string, gr
 			}
 			return published(w.event(ctx, e, "ep-"+id))
 		case rm.Proposal != nil:
-			return published(w.event(ctx, &events.Event{Kind: events.EvProposal, Member: member, Group: groupID, Seq: seq, Epoch: h.Epoch(),
+			return published(w.event(ctx, &events.Event{Kind: events.EvProposal, Member: member, Group: groupID, Seq: seq, Epoch: epoch,
 				Sender: senderRef(rm.Sender)}, "prop-"+id))
 		default:
 			// The plaintext goes to the events stream only, never into the
@@ -325,10 +326,14 @@ func (w *Worker) command(ctx context.Context, in events.Input, seq uint64, data 
 		res, err = w.keyPackages(ctx, c)
 	case events.CmdCreateGroup:
 		res, err = w.createGroup(ctx, c, seq)
-	case events.CmdAdd, events.CmdRemove, events.CmdSelfUpdate:
+	case events.CmdAdd, events.CmdRemove, events.CmdSelfUpdate, events.CmdCommit:
 		return w.commitCommand(ctx, c, seq)
-	case events.CmdSend:
+	case events.CmdSend, events.CmdPropose, events.CmdLeave:
 		return w.send(ctx, c, seq)
+	case events.CmdExport:
+		return w.export(ctx, c, seq)
+	case events.CmdDeleteGroup:
+		return w.deleteGroup(ctx, c, seq)
 	default:
 		res = &events.Result{Code: events.CodeBadArgument, Error: "command not implemented by this worker yet"}
 	}
@@ -475,7 +480,75 @@ func (w *Worker) createGroup(ctx context.Context, c *events.Command, seq uint64)
 	return &events.Result{Epoch: h.Epoch()}, nil
 }
 
-// send protects an application message and publishes it.
+// produce makes the message a send, propose or leave command publishes.
+func (w *Worker) produce(ctx context.Context, h *engine.Group, c *events.Command) (*wire.MLSMessage, error) {
+	switch c.Kind {
+	case events.CmdLeave:
+		return h.Leave(ctx)
+	case events.CmdPropose:
+		var msg *wire.MLSMessage
+		var err error
+		switch p := c.Proposal; p.Kind {
+		case events.ProposeAdd:
+			kp, kerr := wire.Unmarshal[wire.KeyPackage](p.KeyPackage)
+			if kerr != nil {
+				return nil, fmt.Errorf("%w: key package: %w", group.ErrMalformed, kerr)
+			}
+			msg, _, err = h.ProposeAdd(ctx, kp)
+		case events.ProposeRemove:
+			msg, _, err = h.ProposeRemove(ctx, treemath.LeafIndex(p.Leaf))
+		case events.ProposeUpdate:
+			msg, _, err = h.ProposeUpdate(ctx, nil)
+		default:
+			return nil, errNotImplemented
+		}
+		return msg, err
+	}
+	return h.Protect(ctx, c.Data, c.AAD)
+}
+
+// errNotImplemented: a command this worker does not carry out yet.
+var errNotImplemented = errors.New("not implemented by this worker yet")
+
+// export answers with a secret exported from the group's current epoch
+// (RFC 9420 §8.5). It changes nothing.
+func (w *Worker) export(ctx context.Context, c *events.Command, seq uint64) error {
+	h, err := w.group(ctx, c.Member, c.Group)
+	if err != nil {
+		if failure(err) {
+			return err
+		}
+		return w.result(ctx, c, seq, &events.Result{Code: events.CodeNotMember, Error: "not a member of the group"})
+	}
+	sec, err := h.ExportSecret(c.Label, c.Context, c.Length)
+	if err != nil {
+		return w.result(ctx, c, seq, &events.Result{Code: events.CodeBadArgument, Error: err.Error()})
+	}
+	return w.result(ctx, c, seq, &events.Result{Epoch: h.Epoch(), Secret: sec.Bytes()})
+}
+
+// deleteGroup forgets a group: the member's state of it is erased.
+func (w *Worker) deleteGroup(ctx context.Context, c *events.Command, seq uint64) error {
+	s, err := w.store(ctx, c.Member)
+	if err != nil {
+		return err
+	}
+	w.forget(c.Member, c.Group)
+	if err := engine.DeleteGroup(ctx, s, c.Group); err != nil && !errors.Is(err, engine.ErrGroupNotFound) {
+		return err
+	}
+	if err := w.reg.leave(ctx, c.Group, c.Member); err != nil {
+		return err
+	}
+	if err := w.event(ctx, &events.Event{Kind: events.EvGroupDeleted, Member: c.Member, Group: c.Group, Seq: seq,
+		Detail: "deleted by a command"}, "del-"+c.Member+"-"+strconv.FormatUint(seq, 10)); err != nil {
+		return err
+	}
+	return w.result(ctx, c, seq, &events.Result{})
+}
+
+// send protects an application message, or makes a proposal, and
+// publishes it.
 func (w *Worker) send(ctx context.Context, c *events.Command, seq uint64) error {
 	h, err := w.group(ctx, c.Member, c.Group)
 	if err != nil {
@@ -492,11 +565,14 @@ func (w *Worker) send(ctx context.Context, c *events.Command, seq uint64) error 
 	// redelivery publishes the same message (once, by its message id). A
 	// crash between the two units wastes a generation, which receivers
 	// skip.
-	msg, err := h.Protect(ctx, c.Data, c.AAD)
+	msg, err := w.produce(ctx, h, c)
 	if err != nil {
 		if failure(err) {
 			w.forget(c.Member, c.Group)
 			return err
+		}
+		if errors.Is(err, errNotImplemented) {
+			return w.result(ctx, c, seq, &events.Result{Code: events.CodeBadArgument, Error: err.Error()})
 		}
 		return w.result(ctx, c, seq, &events.Result{Code: codeOf(err), Error: err.Error()})
 	}
@@ -575,6 +651,8 @@ func (w *Worker) commitCommand(ctx context.Context, c *events.Command, seq uint6
 				leaves = append(leaves, treemath.LeafIndex(l))
 			}
 			res, err = h.RemoveMembers(ctx, leaves)
+		case events.CmdCommit:
+			res, err = h.Commit(ctx, nil)
 		default:
 			res, err = h.SelfUpdate(ctx, nil)
 		}

@@ -57,7 +57,16 @@ func start(t *testing.T) *harness {
 		}
 		close(done)
 	}()
-	t.Cleanup(func() { cancel(); <-done; nc.Close(); srv.Shutdown() })
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case <-done:
+		case <-time.After(15 * time.Second):
+			t.Error("the worker did not stop")
+		}
+		nc.Close()
+		srv.Shutdown()
+	})
 	// Events, in order.
 	c, err := js.OrderedConsumer(ctx, events.DefaultEventsStream, jetstream.OrderedConsumerConfig{FilterSubjects: []string{"mls.ev.>"}})
 	if err != nil {
@@ -471,5 +480,47 @@ func TestFutureEpoch(t *testing.T) {
 		if n != 1 {
 			t.Errorf("%s read it %d times", m, n)
 		}
+	}
+}
+
+// TestMoreCommands: propose, commit, export, leave and delete-group.
+func TestMoreCommands(t *testing.T) {
+	h := start(t)
+	gid := []byte("more")
+	for _, m := range []string{"alice", "bob"} {
+		h.ok(&events.Command{Kind: events.CmdCreateMember, Member: m})
+	}
+	kp := h.ok(&events.Command{Kind: events.CmdKeyPackages, Member: "bob"}).KeyPackages
+	h.ok(&events.Command{Kind: events.CmdCreateGroup, Member: "alice", Group: gid})
+	h.ok(&events.Command{Kind: events.CmdAdd, Member: "alice", Group: gid, KeyPackages: kp})
+	h.wait(func(e *events.Event) bool { return e.Kind == events.EvJoined && e.Member == "bob" })
+	// Bob proposes an update; alice receives it and commits it.
+	h.ok(&events.Command{Kind: events.CmdPropose, Member: "bob", Group: gid, Proposal: &events.Proposal{Kind: events.ProposeUpdate}})
+	h.wait(func(e *events.Event) bool { return e.Kind == events.EvProposal && e.Member == "alice" })
+	if r := h.ok(&events.Command{Kind: events.CmdCommit, Member: "alice", Group: gid}); r.Epoch != 2 {
+		t.Fatalf("commit: epoch %d", r.Epoch)
+	}
+	h.wait(func(e *events.Event) bool { return e.Kind == events.EvEpoch && e.Member == "bob" && e.Epoch == 2 })
+	// Both export the same secret.
+	ea := h.ok(&events.Command{Kind: events.CmdExport, Member: "alice", Group: gid, Label: "test", Length: 32}).Secret
+	eb := h.ok(&events.Command{Kind: events.CmdExport, Member: "bob", Group: gid, Label: "test", Length: 32}).Secret
+	if len(ea) != 32 || string(ea) != string(eb) {
+		t.Fatal("exported secrets differ")
+	}
+	// Bob leaves: his proposal, committed by alice, removes him.
+	h.ok(&events.Command{Kind: events.CmdLeave, Member: "bob", Group: gid})
+	h.wait(func(e *events.Event) bool { return e.Kind == events.EvProposal && e.Member == "alice" })
+	h.ok(&events.Command{Kind: events.CmdCommit, Member: "alice", Group: gid})
+	h.wait(func(e *events.Event) bool { return e.Kind == events.EvGroupDeleted && e.Member == "bob" })
+	if r := h.do(&events.Command{Kind: events.CmdSend, Member: "bob", Group: gid, Data: []byte("x")}); r.OK {
+		t.Fatal("bob sends after leaving")
+	}
+	// Alice deletes the group.
+	h.ok(&events.Command{Kind: events.CmdDeleteGroup, Member: "alice", Group: gid})
+	if r := h.do(&events.Command{Kind: events.CmdSend, Member: "alice", Group: gid, Data: []byte("x")}); r.OK {
+		t.Fatal("alice sends to a deleted group")
+	}
+	if r := h.do(&events.Command{Kind: events.CmdPropose, Member: "alice", Group: gid, Proposal: &events.Proposal{Kind: events.ProposeGCE}}); r.OK {
+		t.Fatal("an unimplemented proposal succeeded")
 	}
 }
