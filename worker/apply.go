@@ -13,6 +13,7 @@ import (
 
 	"github.com/mlsengine/mlsengine/engine"
 	"github.com/mlsengine/mlsengine/events"
+	"github.com/mlsengine/mlsengine/jetstore"
 	"github.com/mlsengine/mlsengine/mls/ciphersuite"
 	"github.com/mlsengine/mlsengine/mls/codec"
 	"github.com/mlsengine/mlsengine/mls/group"
@@ -350,17 +351,42 @@ func (w *Worker) result(ctx context.Context, c *events.Command, seq uint64, r *e
 		"res-"+c.Member+"-"+c.ID)
 }
 
-func (w *Worker) signer(ctx context.Context, member string) (*ciphersuite.SigningKey, *memberInfo, error) {
+// hosted is a hosted member's store, signature key and registry record.
+type hosted struct {
+	store  *jetstore.Store
+	signer *ciphersuite.SigningKey
+	info   *memberInfo
+}
+
+// errUnknownMember: no hosted member of that id.
+var errUnknownMember = errors.New("worker: no such hosted member")
+
+func (w *Worker) hosted(ctx context.Context, member string) (*hosted, error) {
 	info, err := w.reg.member(ctx, member)
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return nil, errUnknownMember
+	}
 	if err != nil {
-		return nil, nil, err
+		return nil, published(err)
 	}
 	s, err := w.store(ctx, member)
 	if err != nil {
-		return nil, nil, err
+		return nil, published(err)
 	}
 	k, err := engine.LoadSignatureKey(ctx, s, info.SignerPub)
-	return k, info, err
+	if err != nil {
+		return nil, err
+	}
+	return &hosted{store: s, signer: k, info: info}, nil
+}
+
+// hostedResult answers a command for a member that is not hosted; other
+// errors are failures, retried.
+func hostedResult(err error) (*events.Result, error) {
+	if errors.Is(err, errUnknownMember) {
+		return &events.Result{Code: events.CodeUnknownMember, Error: "no such hosted member"}, nil
+	}
+	return nil, err
 }
 
 func (w *Worker) createMember(ctx context.Context, c *events.Command) (*events.Result, error) {
@@ -414,14 +440,11 @@ func credential(info *memberInfo) wire.Credential {
 }
 
 func (w *Worker) keyPackages(ctx context.Context, c *events.Command) (*events.Result, error) {
-	k, info, err := w.signer(ctx, c.Member)
+	m, err := w.hosted(ctx, c.Member)
 	if err != nil {
-		return &events.Result{Code: events.CodeUnknownMember, Error: "no such hosted member"}, nil
+		return hostedResult(err)
 	}
-	s, err := w.store(ctx, c.Member)
-	if err != nil {
-		return nil, err
-	}
+	s, k, info := m.store, m.signer, m.info
 	n := max(c.Count, 1)
 	res := &events.Result{}
 	for range n {
@@ -446,14 +469,11 @@ func (w *Worker) keyPackages(ctx context.Context, c *events.Command) (*events.Re
 }
 
 func (w *Worker) createGroup(ctx context.Context, c *events.Command, seq uint64) (*events.Result, error) {
-	k, info, err := w.signer(ctx, c.Member)
+	m, err := w.hosted(ctx, c.Member)
 	if err != nil {
-		return &events.Result{Code: events.CodeUnknownMember, Error: "no such hosted member"}, nil
+		return hostedResult(err)
 	}
-	s, err := w.store(ctx, c.Member)
-	if err != nil {
-		return nil, err
-	}
+	s, k, info := m.store, m.signer, m.info
 	cfg := w.cfgFor(info)
 	cfg.GroupID = c.Group
 	h, err := engine.NewGroup(ctx, s, k, cfg, credential(info))
