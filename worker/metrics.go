@@ -2,6 +2,7 @@ package worker
 
 import (
 	"context"
+	"strconv"
 	"sync/atomic"
 	"time"
 
@@ -13,7 +14,8 @@ import (
 // metrics are the worker's Prometheus metrics (Config.Metrics) and the
 // counters of its throughput log line.
 type metrics struct {
-	applied     *prometheus.CounterVec   // inputs done with, by kind and outcome
+	applied     *prometheus.CounterVec   // inputs done with, by kind
+	rejected    *prometheus.CounterVec   // rejections, by code
 	redelivered prometheus.Counter       // inputs delivered more than once
 	retried     prometheus.Counter       // inputs given back to be retried
 	latency     *prometheus.HistogramVec // apply time by kind
@@ -25,7 +27,9 @@ type metrics struct {
 func newMetrics(reg prometheus.Registerer) *metrics {
 	m := &metrics{
 		applied: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "mls_worker_inputs_total",
-			Help: "Inputs of the log done with, by kind (command, message, welcome) and outcome (applied, rejected)."}, []string{"kind", "outcome"}),
+			Help: "Inputs of the log done with (applied, recognized as applied, or rejected), by kind (command, message, welcome)."}, []string{"kind"}),
+		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "mls_worker_rejected_total",
+			Help: "Rejections of an input for a member, by reason (the events' codes)."}, []string{"code"}),
 		redelivered: prometheus.NewCounter(prometheus.CounterOpts{Name: "mls_worker_redelivered_total",
 			Help: "Inputs the server delivered more than once (a worker died, or an input was retried)."}),
 		retried: prometheus.NewCounter(prometheus.CounterOpts{Name: "mls_worker_retried_total",
@@ -37,7 +41,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Inputs of a partition not yet delivered to a worker."}, []string{"partition"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.applied, m.redelivered, m.retried, m.latency, m.lag)
+		reg.MustRegister(m.applied, m.rejected, m.redelivered, m.retried, m.latency, m.lag)
 	}
 	return m
 }
@@ -76,7 +80,7 @@ func (w *Worker) observe(ctx context.Context, interval time.Duration) {
 					continue
 				}
 				if ci, err := c.Info(ctx); err == nil {
-					w.m.lag.WithLabelValues(itoa(p)).Set(float64(ci.NumPending))
+					w.m.lag.WithLabelValues(strconv.Itoa(p)).Set(float64(ci.NumPending))
 				}
 			}
 		}

@@ -85,8 +85,6 @@ const priorityGroup = "workers"
 
 func consumerName(p int) string { return "mls-p" + strconv.Itoa(p) }
 
-func itoa(n int) string { return strconv.Itoa(n) }
-
 // New creates or binds the streams, the registry and the partitions'
 // consumers.
 func New(ctx context.Context, cfg Config) (*Worker, error) {
@@ -248,7 +246,7 @@ func (w *Worker) handle(ctx context.Context, m jetstream.Msg) {
 		w.log.Warn("worker: ack lost; the input will be recognized when redelivered", "seq", md.Sequence.Stream, "err", err)
 	}
 	w.m.latency.WithLabelValues(kind).Observe(time.Since(start).Seconds())
-	w.m.applied.WithLabelValues(kind, "done").Inc()
+	w.m.applied.WithLabelValues(kind).Inc()
 	w.m.done.Add(1)
 }
 
@@ -307,6 +305,9 @@ const fromHeader = "Mls-From"
 
 // event publishes an event for a member.
 func (w *Worker) event(ctx context.Context, e *events.Event, id string) error {
+	if e.Kind == events.EvRejected {
+		w.m.rejected.WithLabelValues(string(e.Code)).Inc()
+	}
 	b, err := events.Marshal(e)
 	if err != nil {
 		return err
