@@ -143,7 +143,7 @@ func (w *Worker) deadLetter(ctx context.Context, groupID []byte, seq uint64, dat
 // groupMessage delivers an MLS message to every hosted member of the
 // group but its sender.
 func (w *Worker) groupMessage(ctx context.Context, groupID []byte, seq uint64, from string, data []byte) error {
-	members, err := w.reg.members(ctx, groupID)
+	members, err := w.reg.GroupMembers(ctx, groupID)
 	if err != nil {
 		return err
 	}
@@ -161,7 +161,7 @@ func (w *Worker) groupMessage(ctx context.Context, groupID []byte, seq uint64, f
 func (w *Worker) deliver(ctx context.Context, member string, groupID []byte, seq uint64, data []byte) error {
 	h, err := w.group(ctx, member, groupID)
 	if errors.Is(err, engine.ErrGroupNotFound) {
-		return w.reg.leave(ctx, groupID, member) // the registry was behind
+		return w.reg.Leave(ctx, groupID, member) // the registry was behind
 	}
 	if err != nil {
 		return err
@@ -246,7 +246,7 @@ func (w *Worker) process(ctx context.Context, h *engine.Group, member string, gr
 		}
 		if removed || !h.Active() {
 			w.forget(member, groupID)
-			return w.reg.leave(ctx, groupID, member)
+			return w.reg.Leave(ctx, groupID, member)
 		}
 		return w.unpark(ctx, h, member, groupID)
 	}
@@ -303,7 +303,7 @@ func (w *Worker) welcome(ctx context.Context, in events.Input, seq uint64, data 
 	if err := h.StoreCursor(ctx); err != nil {
 		return err
 	}
-	if err := w.reg.join(ctx, h.GroupID(), in.Member); err != nil {
+	if err := w.reg.Join(ctx, h.GroupID(), in.Member); err != nil {
 		return err
 	}
 	return w.event(ctx, &events.Event{Kind: events.EvJoined, Member: in.Member, Group: h.GroupID(), Seq: seq, Epoch: h.Epoch()}, "join-"+id)
@@ -355,16 +355,13 @@ func (w *Worker) result(ctx context.Context, c *events.Command, seq uint64, r *e
 type hosted struct {
 	store  *jetstore.Store
 	signer *ciphersuite.SigningKey
-	info   *memberInfo
+	info   *MemberInfo
 }
 
-// errUnknownMember: no hosted member of that id.
-var errUnknownMember = errors.New("worker: no such hosted member")
-
 func (w *Worker) hosted(ctx context.Context, member string) (*hosted, error) {
-	info, err := w.reg.member(ctx, member)
-	if errors.Is(err, jetstream.ErrKeyNotFound) {
-		return nil, errUnknownMember
+	info, err := w.reg.Member(ctx, member)
+	if errors.Is(err, ErrUnknownMember) {
+		return nil, err
 	}
 	if err != nil {
 		return nil, published(err)
@@ -383,7 +380,7 @@ func (w *Worker) hosted(ctx context.Context, member string) (*hosted, error) {
 // hostedResult answers a command for a member that is not hosted; other
 // errors are failures, retried.
 func hostedResult(err error) (*events.Result, error) {
-	if errors.Is(err, errUnknownMember) {
+	if errors.Is(err, ErrUnknownMember) {
 		return &events.Result{Code: events.CodeUnknownMember, Error: "no such hosted member"}, nil
 	}
 	return nil, err
@@ -398,11 +395,13 @@ func (w *Worker) createMember(ctx context.Context, c *events.Command) (*events.R
 	if err != nil {
 		return &events.Result{Code: events.CodeBadArgument, Error: err.Error()}, nil
 	}
-	if info, err := w.reg.member(ctx, c.Member); err == nil {
+	if info, err := w.reg.Member(ctx, c.Member); err == nil {
 		if info.Request == c.ID {
 			return &events.Result{}, nil // this very command, redelivered
 		}
 		return &events.Result{Code: events.CodeExists, Error: "the member exists"}, nil
+	} else if !errors.Is(err, ErrUnknownMember) {
+		return nil, err
 	}
 	k, err := suite.GenerateSigningKey(nil)
 	if err != nil {
@@ -419,7 +418,7 @@ func (w *Worker) createMember(ctx context.Context, c *events.Command) (*events.R
 	if identity == nil {
 		identity = []byte(c.Member)
 	}
-	if err := w.reg.addMember(ctx, c.Member, memberInfo{Suite: uint16(suiteID), Identity: identity, SignerPub: k.PublicKey(), Request: c.ID}); err != nil {
+	if err := w.reg.AddMember(ctx, c.Member, MemberInfo{Suite: uint16(suiteID), Identity: identity, SignerPub: k.PublicKey(), Request: c.ID}); err != nil {
 		if errors.Is(err, errExists) {
 			// A redelivery raced the first attempt's registration.
 			return &events.Result{Code: events.CodeExists, Error: "the member exists"}, nil
@@ -429,13 +428,13 @@ func (w *Worker) createMember(ctx context.Context, c *events.Command) (*events.R
 	return &events.Result{}, nil
 }
 
-func (w *Worker) cfgFor(info *memberInfo) *engine.Config {
+func (w *Worker) cfgFor(info *MemberInfo) *engine.Config {
 	cfg := w.cfg.Engine
 	cfg.Suite = ciphersuite.ID(info.Suite)
 	return &cfg
 }
 
-func credential(info *memberInfo) wire.Credential {
+func credential(info *MemberInfo) wire.Credential {
 	return wire.Credential{CredentialType: wire.CredentialTypeBasic, Identity: info.Identity}
 }
 
@@ -456,7 +455,7 @@ func (w *Worker) keyPackages(ctx context.Context, c *events.Command) (*events.Re
 		if err != nil {
 			return nil, err
 		}
-		if err := w.reg.keyPackage(ctx, fmt.Sprintf("%x", ref), c.Member); err != nil {
+		if err := w.reg.KeyPackage(ctx, fmt.Sprintf("%x", ref), c.Member); err != nil {
 			return nil, err
 		}
 		b, err := wire.Marshal(kp)
@@ -482,7 +481,7 @@ func (w *Worker) createGroup(ctx context.Context, c *events.Command, seq uint64)
 		// This command redelivered (its cursor says so), or another one
 		// made the group.
 		if h, err := w.group(ctx, c.Member, c.Group); err == nil && readCursor(h).Seq == seq {
-			return &events.Result{Epoch: h.Epoch()}, w.reg.join(ctx, c.Group, c.Member)
+			return &events.Result{Epoch: h.Epoch()}, w.reg.Join(ctx, c.Group, c.Member)
 		}
 		return &events.Result{Code: events.CodeExists, Error: "the group exists"}, nil
 	case err != nil:
@@ -494,7 +493,7 @@ func (w *Worker) createGroup(ctx context.Context, c *events.Command, seq uint64)
 	if err := h.StoreCursor(ctx); err != nil {
 		return nil, err
 	}
-	if err := w.reg.join(ctx, c.Group, c.Member); err != nil {
+	if err := w.reg.Join(ctx, c.Group, c.Member); err != nil {
 		return nil, err
 	}
 	return &events.Result{Epoch: h.Epoch()}, nil
@@ -557,7 +556,7 @@ func (w *Worker) deleteGroup(ctx context.Context, c *events.Command, seq uint64)
 	if err := engine.DeleteGroup(ctx, s, c.Group); err != nil && !errors.Is(err, engine.ErrGroupNotFound) {
 		return err
 	}
-	if err := w.reg.leave(ctx, c.Group, c.Member); err != nil {
+	if err := w.reg.Leave(ctx, c.Group, c.Member); err != nil {
 		return err
 	}
 	if err := w.event(ctx, &events.Event{Kind: events.EvGroupDeleted, Member: c.Member, Group: c.Group, Seq: seq,
@@ -751,7 +750,7 @@ func (w *Worker) welcomeOutputs(ctx context.Context, c *events.Command, res *eng
 		if err != nil {
 			continue
 		}
-		if m, err := w.reg.keyPackageOwner(ctx, fmt.Sprintf("%x", ref)); err == nil {
+		if m, err := w.reg.KeyPackageOwner(ctx, fmt.Sprintf("%x", ref)); err == nil {
 			outs = append(outs, output{Subject: w.s.Welcome(c.Group, m), Data: b, ID: "wel-" + c.Member + "-" + c.ID + "-" + m})
 		}
 	}

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
+	"sync"
 
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/vmihailenco/msgpack/v5"
@@ -12,22 +14,39 @@ import (
 	"github.com/mlsengine/mlsengine/events"
 )
 
-// The registry is a KV bucket of public facts the workers share: which
+// Registry is the KV bucket of public facts the workers share: which
 // members are hosted (with their suite, identity and signature public key,
 // whose private key is in the member's jetstore), which groups each is in,
 // and which member made each key package (so that a Welcome can be routed).
+// Workers write it; mlsadmin reads it (and writes it on restore).
 //
-//	member.<m>                 memberInfo
+//	member.<m>                 MemberInfo
 //	group.<group token>.<m>    empty: m is in the group
 //	kp.<hex key package ref>   the member's id
-type registry struct {
+//
+// A worker keeps the group entries in memory, fed by a watch on the bucket,
+// so that delivering a message costs no listing; the registry's own writes
+// update that view at once.
+type Registry struct {
 	kv jetstream.KeyValue
+
+	mu sync.Mutex
+	// infos caches member records: they never change once created.
+	infos map[string]*MemberInfo
+	// groups is the watched view of the group entries (token → members);
+	// nil until the watch has delivered the bucket's current contents.
+	groups map[string]map[string]struct{}
+	// pending counts the registry's own writes of a group entry that the
+	// watch has not delivered yet: the view already has them, and an older
+	// update the watch delivers meanwhile must not undo them.
+	pending map[string]int
 }
 
 // DefaultRegistryBucket is the registry's bucket.
 const DefaultRegistryBucket = "mls_registry"
 
-type memberInfo struct {
+// MemberInfo is a hosted member's public record.
+type MemberInfo struct {
 	Suite     uint16 `msgpack:"suite"`
 	Identity  []byte `msgpack:"identity"`
 	SignerPub []byte `msgpack:"signer"`
@@ -38,7 +57,10 @@ type memberInfo struct {
 
 var errExists = errors.New("worker: exists already")
 
-func openRegistry(ctx context.Context, js jetstream.JetStream, bucket string, replicas int, storage jetstream.StorageType) (*registry, error) {
+// ErrUnknownMember: no hosted member of that id.
+var ErrUnknownMember = errors.New("worker: no such hosted member")
+
+func openRegistry(ctx context.Context, js jetstream.JetStream, bucket string, replicas int, storage jetstream.StorageType) (*Registry, error) {
 	if bucket == "" {
 		bucket = DefaultRegistryBucket
 	}
@@ -47,68 +69,296 @@ func openRegistry(ctx context.Context, js jetstream.JetStream, bucket string, re
 	if err != nil {
 		return nil, fmt.Errorf("worker: registry bucket: %w", err)
 	}
-	return &registry{kv: kv}, nil
+	return &Registry{kv: kv, infos: map[string]*MemberInfo{}}, nil
 }
 
-func (r *registry) addMember(ctx context.Context, m string, info memberInfo) error {
+// OpenRegistry binds the registry bucket that workers made (bucket ""
+// is DefaultRegistryBucket).
+func OpenRegistry(ctx context.Context, js jetstream.JetStream, bucket string) (*Registry, error) {
+	if bucket == "" {
+		bucket = DefaultRegistryBucket
+	}
+	kv, err := js.KeyValue(ctx, bucket)
+	if err != nil {
+		return nil, fmt.Errorf("worker: registry bucket %s (has a worker run?): %w", bucket, err)
+	}
+	return &Registry{kv: kv, infos: map[string]*MemberInfo{}}, nil
+}
+
+// AddMember records a new hosted member; an existing one is an error.
+func (r *Registry) AddMember(ctx context.Context, m string, info MemberInfo) error {
 	b, err := msgpack.Marshal(&info)
 	if err != nil {
 		return err
 	}
 	if _, err := r.kv.Create(ctx, "member."+m, b); err != nil {
 		if errors.Is(err, jetstream.ErrKeyExists) {
-			return errExists
+			return fmt.Errorf("%w: member %s", errExists, m)
 		}
 		return err
 	}
 	return nil
 }
 
-func (r *registry) member(ctx context.Context, m string) (*memberInfo, error) {
+// Member returns a hosted member's record, or ErrUnknownMember.
+func (r *Registry) Member(ctx context.Context, m string) (*MemberInfo, error) {
+	r.mu.Lock()
+	info := r.infos[m]
+	r.mu.Unlock()
+	if info != nil {
+		return info, nil
+	}
 	e, err := r.kv.Get(ctx, "member."+m)
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return nil, ErrUnknownMember
+	}
 	if err != nil {
 		return nil, err
 	}
-	var info memberInfo
-	if err := msgpack.Unmarshal(e.Value(), &info); err != nil {
+	info = new(MemberInfo)
+	if err := msgpack.Unmarshal(e.Value(), info); err != nil {
 		return nil, fmt.Errorf("worker: registry record of %s: %w", m, err)
 	}
-	return &info, nil
+	r.mu.Lock()
+	r.infos[m] = info
+	r.mu.Unlock()
+	return info, nil
 }
 
-func (r *registry) join(ctx context.Context, groupID []byte, m string) error {
-	_, err := r.kv.Put(ctx, "group."+events.GroupToken(groupID)+"."+m, nil)
-	return err
-}
-
-func (r *registry) leave(ctx context.Context, groupID []byte, m string) error {
-	err := r.kv.Delete(ctx, "group."+events.GroupToken(groupID)+"."+m)
-	if errors.Is(err, jetstream.ErrKeyNotFound) {
-		return nil
+// HostedMembers lists the hosted members, sorted.
+func (r *Registry) HostedMembers(ctx context.Context) ([]string, error) {
+	keys, err := r.keys(ctx, "member.*")
+	if err != nil {
+		return nil, err
 	}
-	return err
+	for i := range keys {
+		keys[i] = strings.TrimPrefix(keys[i], "member.")
+	}
+	slices.Sort(keys)
+	return keys, nil
 }
 
-// members lists the hosted members of a group.
-func (r *registry) members(ctx context.Context, groupID []byte) ([]string, error) {
-	prefix := "group." + events.GroupToken(groupID) + "."
-	lister, err := r.kv.ListKeysFiltered(ctx, prefix+"*")
+// Memberships lists every group's hosted members, by group id.
+func (r *Registry) Memberships(ctx context.Context) (map[string][]string, error) {
+	keys, err := r.keys(ctx, "group.*.*")
+	if err != nil {
+		return nil, err
+	}
+	out := map[string][]string{}
+	for _, k := range keys {
+		tok, m, ok := splitGroupKey(k)
+		if !ok {
+			continue
+		}
+		id, err := events.ParseGroupToken(tok)
+		if err != nil {
+			continue
+		}
+		out[string(id)] = append(out[string(id)], m)
+	}
+	for _, ms := range out {
+		slices.Sort(ms)
+	}
+	return out, nil
+}
+
+func splitGroupKey(k string) (tok, member string, ok bool) {
+	rest, ok := strings.CutPrefix(k, "group.")
+	if !ok {
+		return "", "", false
+	}
+	return strings.Cut(rest, ".")
+}
+
+// keys lists the bucket's keys matching filter; none is not an error.
+func (r *Registry) keys(ctx context.Context, filter string) ([]string, error) {
+	lister, err := r.kv.ListKeysFiltered(ctx, filter)
 	if err != nil {
 		return nil, err
 	}
 	var out []string
 	for k := range lister.Keys() {
-		out = append(out, strings.TrimPrefix(k, prefix))
+		out = append(out, k)
 	}
 	return out, nil
 }
 
-func (r *registry) keyPackage(ctx context.Context, ref string, m string) error {
+// Join records that m is in the group.
+func (r *Registry) Join(ctx context.Context, groupID []byte, m string) error {
+	tok := events.GroupToken(groupID)
+	key := "group." + tok + "." + m
+	r.expect(key, 1)
+	if _, err := r.kv.Put(ctx, key, nil); err != nil {
+		r.expect(key, -1)
+		return err
+	}
+	r.mu.Lock()
+	r.note(tok, m, true)
+	r.mu.Unlock()
+	return nil
+}
+
+// Leave records that m is no longer in the group.
+func (r *Registry) Leave(ctx context.Context, groupID []byte, m string) error {
+	tok := events.GroupToken(groupID)
+	key := "group." + tok + "." + m
+	r.expect(key, 1)
+	err := r.kv.Delete(ctx, key)
+	if err != nil {
+		r.expect(key, -1)
+		if !errors.Is(err, jetstream.ErrKeyNotFound) {
+			return err
+		}
+	}
+	r.mu.Lock()
+	r.note(tok, m, false)
+	r.mu.Unlock()
+	return nil
+}
+
+func (r *Registry) expect(key string, d int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.pending == nil {
+		r.pending = map[string]int{}
+	}
+	if r.pending[key] += d; r.pending[key] <= 0 {
+		delete(r.pending, key)
+	}
+}
+
+// note updates the watched view, if there is one; r.mu is held.
+func (r *Registry) note(tok, m string, in bool) {
+	if r.groups == nil {
+		return
+	}
+	ms := r.groups[tok]
+	switch {
+	case in && ms == nil:
+		r.groups[tok] = map[string]struct{}{m: {}}
+	case in:
+		ms[m] = struct{}{}
+	case ms != nil:
+		delete(ms, m)
+		if len(ms) == 0 {
+			delete(r.groups, tok)
+		}
+	}
+}
+
+// GroupMembers lists the hosted members of a group: from the watched view
+// once it is there, otherwise from the bucket.
+func (r *Registry) GroupMembers(ctx context.Context, groupID []byte) ([]string, error) {
+	tok := events.GroupToken(groupID)
+	r.mu.Lock()
+	if r.groups != nil {
+		var out []string
+		for m := range r.groups[tok] {
+			out = append(out, m)
+		}
+		r.mu.Unlock()
+		slices.Sort(out)
+		return out, nil
+	}
+	r.mu.Unlock()
+	prefix := "group." + tok + "."
+	keys, err := r.keys(ctx, prefix+"*")
+	if err != nil {
+		return nil, err
+	}
+	for i := range keys {
+		keys[i] = strings.TrimPrefix(keys[i], prefix)
+	}
+	slices.Sort(keys)
+	return keys, nil
+}
+
+// watch keeps the view of the group entries until ctx is done. Entries
+// written by other workers (a partition this worker takes over) arrive
+// through the watch within the server's delivery time, well before a
+// partition can change hands (the pinned TTL).
+func (r *Registry) watch(ctx context.Context) error {
+	w, err := r.kv.Watch(ctx, "group.>")
+	if err != nil {
+		return err
+	}
+	go func() {
+		defer w.Stop()
+		view := map[string]map[string]struct{}{}
+		live := false
+		for {
+			var e jetstream.KeyValueEntry
+			var ok bool
+			select {
+			case <-ctx.Done():
+				r.mu.Lock()
+				r.groups = nil
+				r.mu.Unlock()
+				return
+			case e, ok = <-w.Updates():
+			}
+			if !ok {
+				r.mu.Lock()
+				r.groups = nil // back to listing
+				r.mu.Unlock()
+				return
+			}
+			if e == nil { // the current contents are delivered
+				r.mu.Lock()
+				r.groups, live = view, true
+				r.mu.Unlock()
+				continue
+			}
+			tok, m, ok := splitGroupKey(e.Key())
+			if !ok {
+				continue
+			}
+			in := e.Operation() == jetstream.KeyValuePut
+			if live {
+				r.mu.Lock()
+				if n := r.pending[e.Key()]; n > 0 {
+					// One of ours, in the view already; the last one of
+					// ours is the value, and applying it again is harmless.
+					if n == 1 {
+						delete(r.pending, e.Key())
+						r.note(tok, m, in)
+					} else {
+						r.pending[e.Key()] = n - 1
+					}
+				} else {
+					r.note(tok, m, in)
+				}
+				r.mu.Unlock()
+				continue
+			}
+			r.mu.Lock()
+			if n := r.pending[e.Key()]; n > 1 {
+				r.pending[e.Key()] = n - 1
+			} else {
+				delete(r.pending, e.Key())
+			}
+			r.mu.Unlock()
+			if in {
+				if view[tok] == nil {
+					view[tok] = map[string]struct{}{}
+				}
+				view[tok][m] = struct{}{}
+			} else if view[tok] != nil {
+				delete(view[tok], m)
+			}
+		}
+	}()
+	return nil
+}
+
+// KeyPackage records which member made a key package.
+func (r *Registry) KeyPackage(ctx context.Context, ref string, m string) error {
 	_, err := r.kv.Put(ctx, "kp."+ref, []byte(m))
 	return err
 }
 
-func (r *registry) keyPackageOwner(ctx context.Context, ref string) (string, error) {
+// KeyPackageOwner names the member that made a key package.
+func (r *Registry) KeyPackageOwner(ctx context.Context, ref string) (string, error) {
 	e, err := r.kv.Get(ctx, "kp."+ref)
 	if err != nil {
 		return "", err

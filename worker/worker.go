@@ -63,7 +63,7 @@ type Worker struct {
 	cfg     Config
 	js      jetstream.JetStream
 	s       events.Subjects
-	reg     *registry
+	reg     *Registry
 	parking jetstream.KeyValue
 	log     *slog.Logger
 	m       *metrics
@@ -149,6 +149,9 @@ func New(ctx context.Context, cfg Config) (*Worker, error) {
 // Run consumes every partition until ctx is done, then drains: an input
 // being applied is finished and acknowledged.
 func (w *Worker) Run(ctx context.Context) error {
+	if err := w.reg.watch(ctx); err != nil {
+		return fmt.Errorf("worker: watching the registry: %w", err)
+	}
 	var ccs []jetstream.ConsumeContext
 	for p := range w.cfg.Partitions {
 		c, err := w.js.Consumer(ctx, events.DefaultLogStream, consumerName(p))
