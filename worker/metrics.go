@@ -20,6 +20,8 @@ type metrics struct {
 	retried     prometheus.Counter       // inputs given back to be retried
 	latency     *prometheus.HistogramVec // apply time by kind
 	lag         *prometheus.GaugeVec     // inputs waiting, by partition
+	handles     prometheus.Gauge         // group handles in memory
+	loads       prometheus.Counter       // groups loaded from jetstore
 
 	done atomic.Uint64 // for the throughput line
 }
@@ -39,9 +41,13 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			[]string{"kind"}),
 		lag: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "mls_worker_partition_lag",
 			Help: "Inputs of a partition not yet delivered to a worker."}, []string{"partition"}),
+		handles: prometheus.NewGauge(prometheus.GaugeOpts{Name: "mls_worker_group_handles",
+			Help: "Group handles kept in memory between inputs (at most Config.MaxHandles)."}),
+		loads: prometheus.NewCounter(prometheus.CounterOpts{Name: "mls_worker_group_loads_total",
+			Help: "Groups loaded from jetstore because no current handle was in memory."}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.applied, m.rejected, m.redelivered, m.retried, m.latency, m.lag)
+		reg.MustRegister(m.applied, m.rejected, m.redelivered, m.retried, m.latency, m.lag, m.handles, m.loads)
 	}
 	return m
 }

@@ -1,6 +1,7 @@
 package worker
 
 import (
+	"container/list"
 	"context"
 	"errors"
 	"fmt"
@@ -56,6 +57,10 @@ type Config struct {
 	// ReportEvery is how often the worker logs its throughput and reads
 	// its partitions' lag (default 10 s).
 	ReportEvery time.Duration
+	// MaxHandles bounds the group handles kept in memory between inputs
+	// (default 4096); the least recently used is dropped, and loaded again
+	// from jetstore when its group has an input.
+	MaxHandles int
 }
 
 // Worker applies the log to hosted members.
@@ -71,7 +76,13 @@ type Worker struct {
 
 	mu      sync.Mutex
 	stores  map[string]*jetstore.Store
-	handles map[handleKey]*engine.Group
+	handles map[handleKey]*list.Element // of *cachedHandle, most recent first
+	lru     list.List
+}
+
+type cachedHandle struct {
+	key handleKey
+	h   *engine.Group
 }
 
 type handleKey struct {
@@ -113,8 +124,11 @@ func New(ctx context.Context, cfg Config) (*Worker, error) {
 	if cfg.ReportEvery <= 0 {
 		cfg.ReportEvery = 10 * time.Second
 	}
+	if cfg.MaxHandles <= 0 {
+		cfg.MaxHandles = 4096
+	}
 	w := &Worker{cfg: cfg, js: cfg.JS, s: cfg.Subjects, log: cfg.Logger, m: newMetrics(cfg.Metrics),
-		stores: map[string]*jetstore.Store{}, handles: map[handleKey]*engine.Group{}}
+		stores: map[string]*jetstore.Store{}, handles: map[handleKey]*list.Element{}}
 	if _, err := w.js.CreateOrUpdateStream(ctx, w.s.LogStream("", cfg.Partitions, cfg.Replicas, cfg.Storage)); err != nil {
 		return nil, fmt.Errorf("worker: log stream: %w", err)
 	}
@@ -255,8 +269,12 @@ func (w *Worker) handle(ctx context.Context, m jetstream.Msg) {
 
 func (w *Worker) group(ctx context.Context, member string, groupID []byte) (*engine.Group, error) {
 	key := handleKey{member, string(groupID)}
+	var h *engine.Group
 	w.mu.Lock()
-	h := w.handles[key]
+	if e := w.handles[key]; e != nil {
+		w.lru.MoveToFront(e)
+		h = e.Value.(*cachedHandle).h
+	}
 	w.mu.Unlock()
 	if h != nil {
 		if _, err := h.Refresh(ctx); err == nil {
@@ -272,8 +290,17 @@ func (w *Worker) group(ctx context.Context, member string, groupID []byte) (*eng
 	if err != nil {
 		return nil, err
 	}
+	w.m.loads.Inc()
 	w.mu.Lock()
-	w.handles[key] = h
+	if e := w.handles[key]; e != nil {
+		w.lru.Remove(e)
+	}
+	w.handles[key] = w.lru.PushFront(&cachedHandle{key, h})
+	for w.lru.Len() > w.cfg.MaxHandles {
+		old := w.lru.Remove(w.lru.Back()).(*cachedHandle)
+		delete(w.handles, old.key)
+	}
+	w.m.handles.Set(float64(w.lru.Len()))
 	w.mu.Unlock()
 	return h, nil
 }
@@ -281,7 +308,12 @@ func (w *Worker) group(ctx context.Context, member string, groupID []byte) (*eng
 func (w *Worker) forget(member string, groupID []byte) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	delete(w.handles, handleKey{member, string(groupID)})
+	key := handleKey{member, string(groupID)}
+	if e := w.handles[key]; e != nil {
+		w.lru.Remove(e)
+		delete(w.handles, key)
+		w.m.handles.Set(float64(w.lru.Len()))
+	}
 }
 
 // publish publishes one output; a duplicate (same message id within the

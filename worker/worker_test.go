@@ -31,7 +31,10 @@ type harness struct {
 	n   int
 }
 
-func start(t *testing.T) *harness {
+func start(t *testing.T) *harness { t.Helper(); return startWith(t, nil) }
+
+// startWith starts a worker whose configuration tune adjusts.
+func startWith(t *testing.T, tune func(*worker.Config)) *harness {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	srv, err := natsrv.StartEmbedded(ctx, natsrv.EmbeddedOptions{Dir: t.TempDir()})
@@ -46,6 +49,9 @@ func start(t *testing.T) *harness {
 	cfg := worker.Config{JS: js, Partitions: 4, PinnedTTL: time.Second, Store: jetstore.Options{RootKey: root, SweepInterval: -1},
 		Logger: slog.New(slog.NewTextHandler(os.Stderr, nil))}
 	cfg.Engine.RatchetTreeExtension = true
+	if tune != nil {
+		tune(&cfg)
+	}
 	w, err := worker.New(ctx, cfg)
 	if err != nil {
 		t.Fatal(err)
