@@ -4,23 +4,14 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
-
-	"github.com/mlsengine/mlsengine/engine"
 	"github.com/mlsengine/mlsengine/events"
-	"github.com/mlsengine/mlsengine/internal/natstest"
 	"github.com/mlsengine/mlsengine/jetstore"
-	"github.com/mlsengine/mlsengine/natsrv"
 )
 
 // TestKillWorker: three workers share a nats-server process; one is killed
@@ -33,67 +24,15 @@ func TestKillWorker(t *testing.T) {
 	if testing.Short() {
 		sends = 300
 	}
-	bins := build(t, "mlsworker")
-	srv := natstest.StartProcess(t, natstest.BuildServer(t), t.TempDir())
-	root := jetstore.GenerateRootKey()
 	const partitions = 8
-	workers := make([]*exec.Cmd, 3)
-	startWorker := func(i int) {
-		cmd := exec.Command(bins["mlsworker"], "--nats", srv.URL(), "--partitions", fmt.Sprint(partitions), "--pinned-ttl", "2s", "--metrics", "127.0.0.1:0")
-		cmd.Env = append(os.Environ(), "MLS_ROOT_KEY="+root)
-		logf, err := os.Create(filepath.Join(t.TempDir(), fmt.Sprintf("worker%d.log", i)))
-		if err != nil {
-			t.Fatal(err)
-		}
-		cmd.Stderr = logf
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		workers[i] = cmd
-		t.Cleanup(func() {
-			cmd.Process.Signal(syscall.SIGTERM)
-			cmd.Wait()
-			if t.Failed() {
-				b, _ := os.ReadFile(logf.Name())
-				t.Logf("worker %d log tail:\n%s", i, tail(string(b), 20))
-			}
-		})
-	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
 	// Worker 0 starts alone and takes every partition; the two others
 	// start once the groups exist and stand by, so that killing worker 0
 	// makes them take over.
-	startWorker(0)
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	nc, err := natsrv.Connect(ctx, natsrv.ConnectOptions{URL: srv.URL()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, _ := jetstream.New(nc)
-	// Wait for the workers to make the streams.
-	var c *events.Client
-	for {
-		if c, err = events.NewClient(ctx, js, events.Subjects{}, ""); err == nil {
-			break
-		}
-		if ctx.Err() != nil {
-			t.Fatal(err)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	defer c.Close()
-	do := func(cmd *events.Command) *events.Result {
-		t.Helper()
-		r, err := c.Do(ctx, cmd)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !r.OK {
-			t.Fatalf("%s %s: %s %s", cmd.Kind, cmd.Member, r.Code, r.Error)
-		}
-		return r
-	}
+	f := newFleet(t, ctx, 1, partitions)
+	js, c := f.js, f.c
+	do := func(cmd *events.Command) *events.Result { t.Helper(); return f.do(ctx, cmd) }
 	// Groups of three hosted members each.
 	type grp struct {
 		id      []byte
@@ -115,8 +54,8 @@ func TestKillWorker(t *testing.T) {
 		do(&events.Command{Kind: events.CmdAdd, Member: gr.members[0], Group: gr.id, KeyPackages: kps})
 		groups = append(groups, gr)
 	}
-	startWorker(1)
-	startWorker(2)
+	f.start()
+	f.start()
 	// Count every application event.
 	type key struct{ member, data string }
 	var mu sync.Mutex
@@ -216,8 +155,7 @@ func TestKillWorker(t *testing.T) {
 						resumeMu.Lock()
 						killedAt = time.Now()
 						resumeMu.Unlock()
-						workers[0].Process.Signal(syscall.SIGKILL)
-						workers[0].Wait()
+						f.kill(0)
 					})
 				}
 			}
@@ -295,14 +233,7 @@ func TestKillWorker(t *testing.T) {
 	for _, gr := range groups {
 		var auth string
 		for _, m := range gr.members {
-			s, err := jetstore.Open(ctx, js, jetstore.Options{Member: m, RootKey: []byte(mustHex(t, root)), SweepInterval: -1, Grace: 1})
-			if err != nil {
-				t.Fatal(err)
-			}
-			g, err := engine.LoadGroup(ctx, s, gr.id)
-			if err != nil {
-				t.Fatal(err)
-			}
+			g, s := f.load(ctx, m, gr.id)
 			a := string(g.EpochAuthenticator().Bytes())
 			if auth != "" && a != auth {
 				t.Errorf("%s disagrees in %s", m, gr.id)
