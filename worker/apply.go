@@ -274,6 +274,13 @@ func senderRef(s wire.Sender) *events.MemberRef {
 
 // welcome joins a hosted member to a group from a Welcome.
 func (w *Worker) welcome(ctx context.Context, in events.Input, seq uint64, data []byte) error {
+	id := in.Member + "-" + strconv.FormatUint(seq, 10)
+	if _, err := w.reg.Member(ctx, in.Member); errors.Is(err, ErrUnknownMember) {
+		return w.event(ctx, &events.Event{Kind: events.EvRejected, Member: in.Member, Group: in.GroupID, Seq: seq,
+			Code: events.CodeUnknownMember, Detail: "no such hosted member"}, "rej-"+id)
+	} else if err != nil {
+		return err
+	}
 	s, err := w.store(ctx, in.Member)
 	if err != nil {
 		return err
@@ -287,7 +294,6 @@ func (w *Worker) welcome(ctx context.Context, in events.Input, seq uint64, data 
 		cfg := w.cfg.Engine
 		h, err = engine.JoinGroup(ctx, s, msg, &cfg, nil)
 	}
-	id := in.Member + "-" + strconv.FormatUint(seq, 10)
 	switch {
 	case errors.Is(err, engine.ErrGroupExists):
 		return nil // joined with this Welcome before (a redelivery)
