@@ -3,6 +3,9 @@ package engine_test
 import (
 	"context"
 	"fmt"
+	"os"
+	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -58,6 +61,16 @@ func BenchmarkJetStore(b *testing.B) {
 	sizes := []int{10, 1000, 50000}
 	if testing.Short() {
 		sizes = []int{10, 1000}
+	}
+	if env := os.Getenv("MLS_BENCH_SIZES"); env != "" { // e.g. "10000" or "10,10000"
+		sizes = nil
+		for _, f := range strings.Split(env, ",") {
+			n, err := strconv.Atoi(f)
+			if err != nil || n < 2 {
+				b.Fatalf("MLS_BENCH_SIZES: %q", f)
+			}
+			sizes = append(sizes, n)
+		}
 	}
 	for _, op := range ops {
 		b.Run("Op="+op.name, func(b *testing.B) {
