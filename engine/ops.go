@@ -216,6 +216,44 @@ func (h *Group) ProcessThen(ctx context.Context, b []byte, deliver func(*Receive
 	})
 }
 
+// ProcessDeferred is ProcessThen for a caller that can apply its input
+// again after a crash, such as a worker reading a durable log: the changes
+// of an application message (its key deleted, its sender's ratchet moved
+// on) stay in the handle and are stored with the next unit the handle
+// writes, by any operation or by Flush. A run of messages then costs one
+// unit, and one erasure of each ratchet's old state, instead of one per
+// message; the keys the run used and deleted never reach storage at all.
+//
+// Until that unit is stored, a crash or a reload loses the run, and the
+// stored state can decrypt its messages again: the caller keeps its inputs
+// (does not acknowledge them) until Flush returns, and delivers again what
+// it reads again (its deliver step is idempotent). Proposals and commits are
+// stored as with ProcessThen (a commit when it is merged), together with
+// the run before them.
+func (h *Group) ProcessDeferred(ctx context.Context, b []byte, deliver func(*ReceivedMessage) error) (*ReceivedMessage, error) {
+	m, err := wire.Unmarshal[wire.MLSMessage](b)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", group.ErrMalformed, err)
+	}
+	return call(ctx, h, "process", callID("process", b), func(g *group.Group) (*ReceivedMessage, bool, error) {
+		rm, err := g.Process(m)
+		if err != nil {
+			return nil, false, err
+		}
+		if err := deliver(rm); err != nil {
+			return nil, false, fmt.Errorf("engine: delivering before storing: %w", err)
+		}
+		return rm, rm.Commit == nil && rm.Proposal != nil, nil
+	})
+}
+
+// Flush stores what the handle holds unstored (the changes ProcessDeferred
+// left, a pending cursor) in one unit; with nothing to store it writes
+// nothing.
+func (h *Group) Flush(ctx context.Context) error {
+	return h.do(ctx, "flush", func(*group.Group) error { return nil })
+}
+
 // MergeStagedCommit moves the group to the epoch of a commit that Process
 // staged, and stores the new epoch (deleting the old epoch's secrets
 // beyond what MaxPastEpochs keeps).
