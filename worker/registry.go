@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/vmihailenco/msgpack/v5"
 
@@ -24,10 +25,11 @@ import (
 //	group.<group token>.<m>    empty: m is in the group
 //	kp.<hex key package ref>   the member's id
 //
-// A worker keeps the group entries in memory, fed by a watch on the bucket,
-// so that delivering a message costs no listing; the registry's own writes
-// update that view at once.
+// A worker keeps the group entries in memory, fed by an ordered consumer on
+// the bucket's stream, so that delivering a message costs no listing; the
+// registry's own writes update that view at once.
 type Registry struct {
+	js jetstream.JetStream
 	kv jetstream.KeyValue
 
 	mu sync.Mutex
@@ -36,10 +38,10 @@ type Registry struct {
 	// groups is the watched view of the group entries (token → members);
 	// nil until the watch has delivered the bucket's current contents.
 	groups map[string]map[string]struct{}
-	// pending counts the registry's own writes of a group entry that the
-	// watch has not delivered yet: the view already has them, and an older
-	// update the watch delivers meanwhile must not undo them.
-	pending map[string]int
+	// rev is the revision (stream sequence) of the view's state of each
+	// group entry: an update older than what the view has, such as the
+	// watch delivering the registry's own write late, changes nothing.
+	rev map[string]uint64
 }
 
 // DefaultRegistryBucket is the registry's bucket.
@@ -69,7 +71,7 @@ func openRegistry(ctx context.Context, js jetstream.JetStream, bucket string, re
 	if err != nil {
 		return nil, fmt.Errorf("worker: registry bucket: %w", err)
 	}
-	return &Registry{kv: kv, infos: map[string]*MemberInfo{}}, nil
+	return &Registry{js: js, kv: kv, infos: map[string]*MemberInfo{}}, nil
 }
 
 // OpenRegistry binds the registry bucket that workers made (bucket ""
@@ -82,7 +84,7 @@ func OpenRegistry(ctx context.Context, js jetstream.JetStream, bucket string) (*
 	if err != nil {
 		return nil, fmt.Errorf("worker: registry bucket %s (has a worker run?): %w", bucket, err)
 	}
-	return &Registry{kv: kv, infos: map[string]*MemberInfo{}}, nil
+	return &Registry{js: js, kv: kv, infos: map[string]*MemberInfo{}}, nil
 }
 
 // AddMember records a new hosted member; an existing one is an error.
@@ -186,14 +188,12 @@ func (r *Registry) keys(ctx context.Context, filter string) ([]string, error) {
 // Join records that m is in the group.
 func (r *Registry) Join(ctx context.Context, groupID []byte, m string) error {
 	tok := events.GroupToken(groupID)
-	key := "group." + tok + "." + m
-	r.expect(key, 1)
-	if _, err := r.kv.Put(ctx, key, nil); err != nil {
-		r.expect(key, -1)
+	rev, err := r.kv.Put(ctx, "group."+tok+"."+m, nil)
+	if err != nil {
 		return err
 	}
 	r.mu.Lock()
-	r.note(tok, m, true)
+	r.update(tok, m, true, rev)
 	r.mu.Unlock()
 	return nil
 }
@@ -201,37 +201,30 @@ func (r *Registry) Join(ctx context.Context, groupID []byte, m string) error {
 // Leave records that m is no longer in the group.
 func (r *Registry) Leave(ctx context.Context, groupID []byte, m string) error {
 	tok := events.GroupToken(groupID)
-	key := "group." + tok + "." + m
-	r.expect(key, 1)
-	err := r.kv.Delete(ctx, key)
+	// A KV delete marker (ADR-8) published directly, for its revision.
+	msg := nats.NewMsg("$KV." + r.kv.Bucket() + ".group." + tok + "." + m)
+	msg.Header.Set("KV-Operation", "DEL")
+	ack, err := r.js.PublishMsg(ctx, msg)
 	if err != nil {
-		r.expect(key, -1)
-		if !errors.Is(err, jetstream.ErrKeyNotFound) {
-			return err
-		}
+		return err
 	}
 	r.mu.Lock()
-	r.note(tok, m, false)
+	r.update(tok, m, false, ack.Sequence)
 	r.mu.Unlock()
 	return nil
 }
 
-func (r *Registry) expect(key string, d int) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.pending == nil {
-		r.pending = map[string]int{}
-	}
-	if r.pending[key] += d; r.pending[key] <= 0 {
-		delete(r.pending, key)
-	}
-}
-
-// note updates the watched view, if there is one; r.mu is held.
-func (r *Registry) note(tok, m string, in bool) {
+// update applies a group entry's state at revision rev to the view, if
+// there is one and it has no newer state of the entry; r.mu is held.
+func (r *Registry) update(tok, m string, in bool, rev uint64) {
 	if r.groups == nil {
 		return
 	}
+	key := tok + "." + m
+	if rev <= r.rev[key] {
+		return
+	}
+	r.rev[key] = rev
 	ms := r.groups[tok]
 	switch {
 	case in && ms == nil:
@@ -273,80 +266,79 @@ func (r *Registry) GroupMembers(ctx context.Context, groupID []byte) ([]string, 
 	return keys, nil
 }
 
-// watch keeps the view of the group entries until ctx is done. Entries
-// written by other workers (a partition this worker takes over) arrive
-// through the watch within the server's delivery time, well before a
-// partition can change hands (the pinned TTL).
+// watch keeps the view of the group entries until ctx is done, from an
+// ordered consumer on the bucket's stream: the last entry of each key,
+// then every change. Entries written by other workers (a partition this
+// worker takes over) arrive within the server's delivery time, well before
+// a partition can change hands (the pinned TTL). If the consumer fails,
+// GroupMembers goes back to listing the bucket.
 func (r *Registry) watch(ctx context.Context) error {
-	w, err := r.kv.Watch(ctx, "group.>")
+	pre := "$KV." + r.kv.Bucket() + "."
+	c, err := r.js.OrderedConsumer(ctx, "KV_"+r.kv.Bucket(), jetstream.OrderedConsumerConfig{
+		FilterSubjects: []string{pre + "group.>"}, DeliverPolicy: jetstream.DeliverLastPerSubjectPolicy})
+	if err != nil {
+		return err
+	}
+	info, err := c.Info(ctx)
+	if err != nil {
+		return err
+	}
+	view, revs := map[string]map[string]struct{}{}, map[string]uint64{}
+	live := func() {
+		r.mu.Lock()
+		r.groups, r.rev = view, revs
+		r.mu.Unlock()
+	}
+	if info.NumPending == 0 {
+		live()
+	}
+	cc, err := c.Consume(func(msg jetstream.Msg) {
+		md, err := msg.Metadata()
+		if err != nil {
+			return
+		}
+		tok, m, ok := splitGroupKey(strings.TrimPrefix(msg.Subject(), pre))
+		if !ok {
+			return
+		}
+		op := msg.Headers().Get("KV-Operation")
+		in := op != "DEL" && op != "PURGE"
+		r.mu.Lock()
+		isLive := r.groups != nil
+		if isLive {
+			r.update(tok, m, in, md.Sequence.Stream)
+		}
+		r.mu.Unlock()
+		if isLive {
+			return
+		}
+		// The bucket's contents, before the view is used.
+		key := tok + "." + m
+		revs[key] = md.Sequence.Stream
+		if in {
+			if view[tok] == nil {
+				view[tok] = map[string]struct{}{}
+			}
+			view[tok][m] = struct{}{}
+		} else if view[tok] != nil {
+			delete(view[tok], m)
+		}
+		if md.NumPending == 0 {
+			live()
+		}
+	})
 	if err != nil {
 		return err
 	}
 	go func() {
-		defer w.Stop()
-		view := map[string]map[string]struct{}{}
-		live := false
-		for {
-			var e jetstream.KeyValueEntry
-			var ok bool
-			select {
-			case <-ctx.Done():
-				r.mu.Lock()
-				r.groups = nil
-				r.mu.Unlock()
-				return
-			case e, ok = <-w.Updates():
-			}
-			if !ok {
-				r.mu.Lock()
-				r.groups = nil // back to listing
-				r.mu.Unlock()
-				return
-			}
-			if e == nil { // the current contents are delivered
-				r.mu.Lock()
-				r.groups, live = view, true
-				r.mu.Unlock()
-				continue
-			}
-			tok, m, ok := splitGroupKey(e.Key())
-			if !ok {
-				continue
-			}
-			in := e.Operation() == jetstream.KeyValuePut
-			if live {
-				r.mu.Lock()
-				if n := r.pending[e.Key()]; n > 0 {
-					// One of ours, in the view already; the last one of
-					// ours is the value, and applying it again is harmless.
-					if n == 1 {
-						delete(r.pending, e.Key())
-						r.note(tok, m, in)
-					} else {
-						r.pending[e.Key()] = n - 1
-					}
-				} else {
-					r.note(tok, m, in)
-				}
-				r.mu.Unlock()
-				continue
-			}
-			r.mu.Lock()
-			if n := r.pending[e.Key()]; n > 1 {
-				r.pending[e.Key()] = n - 1
-			} else {
-				delete(r.pending, e.Key())
-			}
-			r.mu.Unlock()
-			if in {
-				if view[tok] == nil {
-					view[tok] = map[string]struct{}{}
-				}
-				view[tok][m] = struct{}{}
-			} else if view[tok] != nil {
-				delete(view[tok], m)
-			}
+		select {
+		case <-ctx.Done():
+		case <-cc.Closed():
 		}
+		cc.Stop()
+		r.mu.Lock()
+		r.groups, r.rev = nil, nil // back to listing
+		r.mu.Unlock()
 	}()
 	return nil
 }

@@ -87,11 +87,16 @@ func TestRegistryWatch(t *testing.T) {
 			t.Fatalf("after leaving: %v", got)
 		}
 	}
-	time.Sleep(100 * time.Millisecond)
 	eventually("x")
+	// A stale update (the watch delivering an old write late) changes
+	// nothing.
 	mine.mu.Lock()
-	defer mine.mu.Unlock()
-	if len(mine.pending) != 0 {
-		t.Errorf("own writes never seen by the watch: %v", mine.pending)
+	mine.update("x67", "y", true, 1)
+	mine.mu.Unlock()
+	eventually("x")
+	// Other writers' changes still arrive after all of the above.
+	if err := other.Join(ctx, g, "z"); err != nil {
+		t.Fatal(err)
 	}
+	eventually("x", "z")
 }
