@@ -29,7 +29,7 @@ const (
 	CmdCommit       CommandKind = "commit"        // commit the pending proposals
 	CmdSend         CommandKind = "send"          // Data, AAD: an application message
 	CmdExport       CommandKind = "export"        // Label, Context, Length
-	CmdExternalJoin CommandKind = "external-join" // GroupInfo
+	CmdExternalJoin CommandKind = "external-join" // Group, GroupInfo (or the last one on the group's groupinfo subject)
 	CmdLeave        CommandKind = "leave"         // a Remove proposal for oneself
 	CmdDeleteGroup  CommandKind = "delete-group"  // forget the group
 )
@@ -42,7 +42,7 @@ var commandKinds = map[CommandKind]bool{
 
 // needsGroup reports whether a command is about an existing or new group.
 func (k CommandKind) needsGroup() bool {
-	return k != CmdCreateMember && k != CmdKeyPackages && k != CmdExternalJoin
+	return k != CmdCreateMember && k != CmdKeyPackages
 }
 
 // ProposalKind names a proposal of CmdPropose.
@@ -252,8 +252,6 @@ func (c *Command) Check() error {
 		return fmt.Errorf("%w: propose needs a known proposal kind", ErrMalformed)
 	case c.Kind == CmdExport && (c.Length <= 0 || c.Length > 1024):
 		return fmt.Errorf("%w: export length must be 1 to 1024", ErrMalformed)
-	case c.Kind == CmdExternalJoin && len(c.GroupInfo) == 0:
-		return fmt.Errorf("%w: external join needs a GroupInfo", ErrMalformed)
 	case c.Kind == CmdKeyPackages && (c.Count < 0 || c.Count > 100):
 		return fmt.Errorf("%w: key package count must be 0 to 100", ErrMalformed)
 	}

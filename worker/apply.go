@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 
 	"github.com/nats-io/nats.go"
@@ -341,8 +342,15 @@ func (w *Worker) command(ctx context.Context, in events.Input, seq uint64, data 
 		return w.export(ctx, c, seq)
 	case events.CmdDeleteGroup:
 		return w.deleteGroup(ctx, c, seq)
+	case events.CmdExternalJoin:
+		if in.GroupID == nil {
+			res = &events.Result{Code: events.CodeBadArgument, Error: "external-join must be published on its group's command subject"}
+			break
+		}
+		c.Group = in.GroupID
+		return w.externalJoin(ctx, c, seq)
 	default:
-		res = &events.Result{Code: events.CodeBadArgument, Error: "command not implemented by this worker yet"}
+		res = &events.Result{Code: events.CodeBadArgument, Error: "unknown command"}
 	}
 	if err != nil {
 		return err
@@ -511,29 +519,199 @@ func (w *Worker) produce(ctx context.Context, h *engine.Group, c *events.Command
 	case events.CmdLeave:
 		return h.Leave(ctx)
 	case events.CmdPropose:
-		var msg *wire.MLSMessage
-		var err error
-		switch p := c.Proposal; p.Kind {
-		case events.ProposeAdd:
-			kp, kerr := wire.Unmarshal[wire.KeyPackage](p.KeyPackage)
-			if kerr != nil {
-				return nil, fmt.Errorf("%w: key package: %w", group.ErrMalformed, kerr)
-			}
-			msg, _, err = h.ProposeAdd(ctx, kp)
-		case events.ProposeRemove:
-			msg, _, err = h.ProposeRemove(ctx, treemath.LeafIndex(p.Leaf))
-		case events.ProposeUpdate:
-			msg, _, err = h.ProposeUpdate(ctx, nil)
-		default:
-			return nil, errNotImplemented
+		msg, err := w.propose(ctx, h, c.Proposal)
+		if err != nil && !failure(err) && !errors.Is(err, errBadArgument) && proposalRefused(err) {
+			// The engine refused what the command asked for, not the
+			// state of the group.
+			err = fmt.Errorf("%w: %w", errBadArgument, err)
 		}
 		return msg, err
 	}
 	return h.Protect(ctx, c.Data, c.AAD)
 }
 
-// errNotImplemented: a command this worker does not carry out yet.
-var errNotImplemented = errors.New("not implemented by this worker yet")
+// errBadArgument: a command whose arguments do not decode or that the
+// protocol refuses whatever the state of the group; its result is
+// bad-argument and nothing is stored.
+var errBadArgument = errors.New("worker: bad argument")
+
+func badArgument(format string, a ...any) error {
+	return fmt.Errorf("%w: %s", errBadArgument, fmt.Sprintf(format, a...))
+}
+
+// proposalRefused: the engine refused a proposal for its content.
+func proposalRefused(err error) bool {
+	return errors.Is(err, group.ErrInvalidArgument) || errors.Is(err, group.ErrInvalidProposal) ||
+		errors.Is(err, group.ErrUnsupported) || errors.Is(err, group.ErrMalformed) || errors.Is(err, group.ErrUnknownPSK) ||
+		errors.Is(err, codec.ErrMalformed)
+}
+
+// propose makes the proposal of a propose command (RFC 9420 §12.1), after
+// checking what the engine leaves to its caller: that the PSK is one the
+// member can resolve, and that every member supports a custom proposal
+// type or the new GroupContext extensions; such a proposal could never be
+// committed, and would fail every commit that carries it.
+func (w *Worker) propose(ctx context.Context, h *engine.Group, p *events.Proposal) (*wire.MLSMessage, error) {
+	var msg *wire.MLSMessage
+	var err error
+	switch p.Kind {
+	case events.ProposeAdd:
+		kp, kerr := wire.Unmarshal[wire.KeyPackage](p.KeyPackage)
+		if kerr != nil {
+			return nil, badArgument("key package: %v", kerr)
+		}
+		msg, _, err = h.ProposeAdd(ctx, kp)
+	case events.ProposeRemove:
+		msg, _, err = h.ProposeRemove(ctx, treemath.LeafIndex(p.Leaf))
+	case events.ProposeUpdate:
+		msg, _, err = h.ProposeUpdate(ctx, nil)
+	case events.ProposeExternalPSK: // §12.1.4, §8.4
+		if len(p.PSKID) == 0 {
+			return nil, badArgument("psk-external needs a psk id")
+		}
+		if err := w.knownPSK(ctx, h, &wire.PreSharedKeyID{PSKType: wire.PSKTypeExternal, PSKID: p.PSKID}); err != nil {
+			return nil, err
+		}
+		msg, _, err = h.ProposeExternalPSK(ctx, p.PSKID)
+	case events.ProposeResumption: // §12.1.4, §8.6
+		id := &wire.PreSharedKeyID{PSKType: wire.PSKTypeResumption, Usage: wire.ResumptionPSKUsageApplication,
+			PSKGroupID: h.GroupID(), PSKEpoch: p.Epoch}
+		if err := w.knownPSK(ctx, h, id); err != nil {
+			return nil, err
+		}
+		msg, _, err = h.ProposeResumptionPSK(ctx, p.Epoch)
+	case events.ProposeReInit: // §12.1.5, §11.2
+		if len(p.NewGroup) == 0 || len(p.NewGroup) > events.MaxGroupIDLen {
+			return nil, badArgument("reinit needs the new group's id (1 to %d bytes)", events.MaxGroupIDLen)
+		}
+		suite := h.Suite().ID()
+		if p.Suite != 0 {
+			s, serr := ciphersuite.Lookup(ciphersuite.ID(p.Suite))
+			if serr != nil {
+				return nil, badArgument("reinit: %v", serr)
+			}
+			suite = s.ID()
+		}
+		var exts []wire.Extension
+		if p.Extensions != nil {
+			if exts, err = decodeExtensions(p.Extensions); err != nil {
+				return nil, err
+			}
+		}
+		msg, _, err = h.ProposeReInit(ctx, p.NewGroup, suite, exts)
+	case events.ProposeGCE: // §12.1.7
+		if p.Extensions == nil {
+			return nil, badArgument("gce needs the extension list (RFC 9420 encoding; an empty list is one zero byte)")
+		}
+		exts, derr := decodeExtensions(p.Extensions)
+		if derr != nil {
+			return nil, derr
+		}
+		if err := supportedByAll(h, exts, 0); err != nil {
+			return nil, err
+		}
+		msg, _, err = h.ProposeGroupContextExtensions(ctx, exts)
+	case events.ProposeCustom: // §13.2
+		t := wire.ProposalType(p.Type)
+		if defaultProposal(t) || t == 0 {
+			return nil, badArgument("custom proposal type %d is not a custom type", p.Type)
+		}
+		if err := supportedByAll(h, nil, t); err != nil {
+			return nil, err
+		}
+		msg, _, err = h.ProposeCustom(ctx, t, p.Body)
+	default:
+		return nil, badArgument("proposal %q not implemented by this worker", p.Kind)
+	}
+	return msg, err
+}
+
+// knownPSK refuses a PSK the member cannot resolve: a commit would leave
+// its proposal out (§12.2 lets a committer include only what it can
+// process).
+func (w *Worker) knownPSK(ctx context.Context, h *engine.Group, id *wire.PreSharedKeyID) error {
+	ok, err := h.HasPSK(ctx, id)
+	switch {
+	case err != nil:
+		return err
+	case !ok:
+		return badArgument("unknown psk")
+	}
+	return nil
+}
+
+// decodeExtensions decodes an extension list in its RFC 9420 encoding
+// (Extension extensions<V>, §7.2).
+func decodeExtensions(b []byte) ([]wire.Extension, error) {
+	l, err := wire.Unmarshal[wire.GroupContextExtensions](b)
+	if err != nil {
+		return nil, badArgument("extensions: %v", err)
+	}
+	if err := wire.CheckExtensions(l.Extensions); err != nil {
+		return nil, badArgument("extensions: %v", err)
+	}
+	return l.Extensions, nil
+}
+
+// defaultProposal and defaultExtension are the types RFC 9420 defines
+// (§17.4, §17.3), which every member supports.
+func defaultProposal(t wire.ProposalType) bool {
+	return t >= wire.ProposalTypeAdd && t <= wire.ProposalTypeGroupContextExtensions
+}
+
+func defaultExtension(t wire.ExtensionType) bool {
+	return t >= wire.ExtensionTypeApplicationID && t <= wire.ExtensionTypeExternalSenders
+}
+
+// supportedByAll checks that every member's leaf supports the
+// GroupContext extensions exts and the capabilities they require
+// (§12.1.7, §11.1), and the custom proposal type custom if it is not 0
+// (§12.2, §13.2).
+func supportedByAll(h *engine.Group, exts []wire.Extension, custom wire.ProposalType) error {
+	var rc *wire.RequiredCapabilities
+	if e := wire.FindExtension(exts, wire.ExtensionTypeRequiredCapabilities); e != nil {
+		var err error
+		if rc, err = e.RequiredCapabilities(); err != nil {
+			return badArgument("required_capabilities: %v", err)
+		}
+	}
+	tree, err := wire.Unmarshal[wire.RatchetTree](h.RatchetTreeBytes())
+	if err != nil {
+		return err
+	}
+	for i, n := range *tree {
+		if n == nil || n.LeafNode == nil {
+			continue
+		}
+		c, leaf := &n.LeafNode.Capabilities, i/2
+		for _, e := range exts {
+			if !defaultExtension(e.ExtensionType) && !slices.Contains(c.Extensions, e.ExtensionType) {
+				return badArgument("the member at leaf %d does not support extension %v", leaf, e.ExtensionType)
+			}
+		}
+		if rc != nil {
+			for _, t := range rc.ExtensionTypes {
+				if !defaultExtension(t) && !slices.Contains(c.Extensions, t) {
+					return badArgument("the member at leaf %d does not support the required extension %v", leaf, t)
+				}
+			}
+			for _, t := range rc.ProposalTypes {
+				if !defaultProposal(t) && !slices.Contains(c.Proposals, t) {
+					return badArgument("the member at leaf %d does not support the required proposal %v", leaf, t)
+				}
+			}
+			for _, t := range rc.CredentialTypes {
+				if !slices.Contains(c.Credentials, t) {
+					return badArgument("the member at leaf %d does not support the required credential %v", leaf, t)
+				}
+			}
+		}
+		if custom != 0 && !slices.Contains(c.Proposals, custom) {
+			return badArgument("the member at leaf %d does not support proposal type %d", leaf, custom)
+		}
+	}
+	return nil
+}
 
 // export answers with a secret exported from the group's current epoch
 // (RFC 9420 §8.5). It changes nothing.
@@ -596,7 +774,7 @@ func (w *Worker) send(ctx context.Context, c *events.Command, seq uint64) error 
 			w.forget(c.Member, c.Group)
 			return err
 		}
-		if errors.Is(err, errNotImplemented) {
+		if errors.Is(err, errBadArgument) {
 			return w.result(ctx, c, seq, &events.Result{Code: events.CodeBadArgument, Error: err.Error()})
 		}
 		return w.result(ctx, c, seq, &events.Result{Code: codeOf(err), Error: err.Error()})
@@ -645,6 +823,18 @@ func (w *Worker) commitCommand(ctx context.Context, c *events.Command, seq uint6
 		return w.result(ctx, c, seq, &events.Result{Code: events.CodeNotMember, Error: "not a member of the group"})
 	}
 	cur := readCursor(h)
+	if cur.Seq == seq && !cur.Pending && cur.Result != nil && cur.Result.Code == "" {
+		// Redelivered after its merge: the GroupInfo may not have been
+		// stored yet.
+		if err := w.commitGroupInfo(ctx, h, c, &cur); err != nil {
+			return err
+		}
+		if !h.Active() {
+			if err := w.reg.Leave(ctx, c.Group, c.Member); err != nil {
+				return err
+			}
+		}
+	}
 	if cur.Seq > seq || cur.Seq == seq && !cur.Pending {
 		return w.republish(ctx, c, seq, cur)
 	}
@@ -702,19 +892,11 @@ func (w *Worker) commitCommand(ctx context.Context, c *events.Command, seq uint6
 			return err
 		}
 	}
-	// Publish the commit; the server lets the first one per epoch in.
-	commit := cur.Out[0]
-	won := true
-	if err := w.publish(ctx, commit); err != nil {
-		if !isWrongLastSeq(err) {
-			return err
-		}
-		// Someone's commit is there: ours (a redelivery), or a winner's.
-		last, gerr := w.lastOn(ctx, commit.Subject)
-		if gerr != nil {
-			return gerr
-		}
-		won = bytes.Equal(last, commit.Data)
+	// Publish the commit; the server lets the first one per epoch in: ours
+	// (perhaps published before a redelivery), or a winner's.
+	won, err := w.firstOnSubject(ctx, cur.Out[0])
+	if err != nil {
+		return err
 	}
 	done := cur
 	done.Pending = false
@@ -734,6 +916,18 @@ func (w *Worker) commitCommand(ctx context.Context, c *events.Command, seq uint6
 	if err := h.MergePendingCommit(ctx); err != nil {
 		return err
 	}
+	// The new epoch's GroupInfo, for external joiners (§12.4.3.2).
+	if err := w.commitGroupInfo(ctx, h, c, &done); err != nil {
+		return err
+	}
+	if !h.Active() {
+		// A committed ReInit ended the group (§11.2): no more inputs
+		// for the member.
+		w.forget(c.Member, c.Group)
+		if err := w.reg.Leave(ctx, c.Group, c.Member); err != nil {
+			return err
+		}
+	}
 	for _, o := range done.Out[1:] {
 		if err := w.publish(ctx, o); err != nil {
 			return err
@@ -743,16 +937,14 @@ func (w *Worker) commitCommand(ctx context.Context, c *events.Command, seq uint6
 }
 
 // welcomeOutputs routes a Welcome to each hosted member whose key package
-// it answers, and to the group's Welcome subject for outside clients.
+// it answers, and to the group's Welcome subject for outside clients. The
+// key packages are the commit's Adds: the command's, and those of Add
+// proposals it commits.
 func (w *Worker) welcomeOutputs(ctx context.Context, c *events.Command, res *engine.CommitResult) []output {
 	b := res.Welcome.Bytes()
 	outs := []output{{Subject: w.s.OutsideWelcome(c.Group), Data: b, ID: "wel-" + c.Member + "-" + c.ID}}
-	for _, kb := range c.KeyPackages {
-		kp, err := wire.Unmarshal[wire.KeyPackage](kb)
-		if err != nil {
-			continue
-		}
-		ref, err := engine.KeyPackageRef(kp)
+	for _, a := range res.Added {
+		ref, err := engine.KeyPackageRef(a.KeyPackage)
 		if err != nil {
 			continue
 		}

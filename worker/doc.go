@@ -16,9 +16,24 @@
 // that the server decides which of two concurrent commits for an epoch
 // wins; the loser clears its pending commit and its result says so.
 //
-// This is the first slice of the worker: the commands create-member,
-// key-packages, create-group, add, remove, self-update and send, and the
-// messages of groups (application messages, proposals, commits) and
-// Welcomes. The other commands of package events are answered with a
-// result whose code is bad-argument ("not implemented").
+// Every command of package events is implemented: create-member,
+// key-packages, create-group, add, remove, self-update, commit, send,
+// export, leave, delete-group, propose with every proposal kind (add,
+// remove, update, external and resumption PSK, ReInit, GroupContext
+// extensions, custom; RFC 9420 §12.1) and external-join (§12.4.3.2), as
+// are the messages of groups (application messages, proposals, commits)
+// and Welcomes. A member that makes a commit publishes the new epoch's
+// GroupInfo on the group's groupinfo subject, with the ratchet tree when
+// Config.Engine.RatchetTreeExtension is set, for external joiners. An
+// external-join must be published on the group's command subject; it
+// joins from the command's GroupInfo, which must carry the tree (for a
+// command without one the worker takes the last GroupInfo on the
+// groupinfo subject, but package events does not accept such a command
+// yet), and its commit competes for its epoch like any other. A proposal
+// that no commit could carry (an external PSK the member does not hold, a
+// custom type or extension some member does not support) is refused with
+// bad-argument. After a committed ReInit (§11.2) the old group is ended:
+// sending, proposing and committing in it are refused (code invalid); the
+// worker does not create the new group. A command kind this worker does
+// not know is answered with a result whose code is bad-argument.
 package worker

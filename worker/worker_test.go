@@ -527,6 +527,6 @@ func TestMoreCommands(t *testing.T) {
 		t.Fatal("alice sends to a deleted group")
 	}
 	if r := h.do(&events.Command{Kind: events.CmdPropose, Member: "alice", Group: gid, Proposal: &events.Proposal{Kind: events.ProposeGCE}}); r.OK {
-		t.Fatal("an unimplemented proposal succeeded")
+		t.Fatal("alice proposes in a deleted group")
 	}
 }
