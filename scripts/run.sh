@@ -32,4 +32,4 @@ while [ $i -lt 100 ]; do
 done
 [ -n "$url" ] || { echo "the worker did not start; see $log" >&2; exit 1; }
 echo "worker running on $url (log: $log)"
-"$bin/mlsadmin" demo --nats "$url"
+"$bin/mlsadmin" demo --nats "$url" --data "$data"

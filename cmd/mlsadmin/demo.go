@@ -9,43 +9,35 @@ import (
 	"strings"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nuid"
 
 	"github.com/mlsengine/mlsengine/engine"
 	"github.com/mlsengine/mlsengine/events"
 	"github.com/mlsengine/mlsengine/mls/ciphersuite"
 	"github.com/mlsengine/mlsengine/mls/wire"
-	"github.com/mlsengine/mlsengine/natsrv"
 	"github.com/mlsengine/mlsengine/storage/memory"
 )
 
 type demoCmd struct {
-	NATS    string        `name:"nats" env:"MLS_NATS_URL" default:"nats://127.0.0.1:4222" help:"The worker's NATS server."`
-	Token   string        `name:"token" env:"MLS_NATS_TOKEN" help:"NATS token."`
-	Creds   string        `name:"creds" env:"MLS_NATS_CREDS" help:"NATS credentials file." type:"path"`
-	Prefix  string        `name:"prefix" env:"MLS_PREFIX" default:"mls" help:"First token of every subject."`
-	Timeout time.Duration `name:"timeout" default:"30s" help:"How long to wait for each step."`
+	connFlags `embed:"" group:"connection"`
 }
+
+// demoSteps is the number of the demo's steps, for its progress.
+const demoSteps = 10
 
 // Run drives the scenario: hosted members alice and bob and an outside
 // client carol (an engine member of this process, talking MLS over the
 // subjects like any other implementation would) create a group, add each
 // other from key packages, exchange messages both ways, update, and remove
-// carol.
+// carol. It ends with what inspect shows of alice's group.
 func (d *demoCmd) Run(e *env) error {
 	ctx := e.ctx
-	nc, err := natsrv.Connect(ctx, natsrv.ConnectOptions{URL: d.NATS, Name: "mlsadmin-demo", Token: d.Token, CredsFile: d.Creds})
+	sess, err := d.connect(ctx)
 	if err != nil {
 		return err
 	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		return err
-	}
-	s := events.Subjects{Prefix: d.Prefix}
-	c, err := events.NewClient(ctx, js, s, "")
+	defer sess.Close()
+	c, err := events.NewClient(ctx, sess.js, sess.s, "")
 	if err != nil {
 		return fmt.Errorf("%w (is a worker running? start one with: go run ./cmd/mlsworker)", err)
 	}
@@ -53,7 +45,14 @@ func (d *demoCmd) Run(e *env) error {
 	run := nuid.Next()[:8]
 	alice, bob := "alice-"+run, "bob-"+run
 	gid := []byte("demo-" + run)
-	step := func(format string, args ...any) { fmt.Fprintf(e.stdout, "• "+format+"\n", args...) }
+	// Each step is a numbered line; on a terminal a bar below them too.
+	bar, n := newProgress(e.stdout, demoSteps, "demo"), 0
+	defer bar.done()
+	step := func(format string, args ...any) {
+		n++
+		bar.println(e.stdout, fmt.Sprintf("[%d/%d] ", n, demoSteps)+fmt.Sprintf(format, args...))
+		bar.add(1)
+	}
 	do := func(cmd *events.Command) (*events.Result, error) {
 		sctx, cancel := context.WithTimeout(ctx, d.Timeout)
 		defer cancel()
@@ -220,11 +219,10 @@ func (d *demoCmd) Run(e *env) error {
 	}
 	step("%s updated its keys: epoch %d", bob, carol.Epoch())
 	members := carol.Members()
-	fmt.Fprintf(e.stdout, "\n  group %s, epoch %d, as carol sees it:\n", gid, carol.Epoch())
+	bar.println(e.stdout, fmt.Sprintf("  group %s, epoch %d, as carol sees it:", gid, carol.Epoch()))
 	for _, m := range members {
-		fmt.Fprintf(e.stdout, "    leaf %-3d %s\n", m.Index, m.Credential.Identity)
+		bar.println(e.stdout, fmt.Sprintf("    leaf %-3d %s", m.Index, m.Credential.Identity))
 	}
-	fmt.Fprintln(e.stdout)
 	if _, err := do(&events.Command{Kind: events.CmdRemove, Member: alice, Group: gid, Leaves: []uint32{uint32(carol.OwnLeafIndex())}}); err != nil {
 		return err
 	}
@@ -240,6 +238,23 @@ func (d *demoCmd) Run(e *env) error {
 		return err
 	}
 	step("%s removed carol; carol's view: %v", alice, carol.Status())
+
+	// What an operator sees of alice's group, from her store, as
+	// mlsadmin inspect shows it. It needs the workers' root key: without
+	// it the demo says so and is done all the same.
+	in, err := inspect(ctx, sess, alice, gid)
+	switch {
+	case err == nil:
+		step("%s's group as mlsadmin inspect %s %s shows it:", alice, alice, gid)
+		bar.done()
+		fmt.Fprintln(e.stdout)
+		if err := in.print(e.stdout); err != nil {
+			return err
+		}
+		fmt.Fprintln(e.stdout)
+	default:
+		step("inspect skipped: %v", err)
+	}
 	fmt.Fprintln(e.stdout, "demo done")
 	return nil
 }

@@ -13,7 +13,25 @@
 //
 //	mlsadmin demo [--nats URL]
 //
-// drives a scenario through a running worker's subjects (see the README).
+// drives a scenario through a running worker's subjects (see the README)
+// and ends with what inspect shows of one of its hosted members.
+//
+// The operator commands reach a deployment (its NATS server, subject
+// prefix and root key, with the worker's flags and environment variables):
+//
+//	mlsadmin load MEMBER GROUP          load a group, one-screen summary
+//	mlsadmin inspect MEMBER GROUP       a group's state as stored, no secret
+//	mlsadmin groups [--member M]        the registry's groups and hosted members
+//	mlsadmin members MEMBER GROUP       the MLS members as MEMBER sees them
+//	mlsadmin history GROUP              the group's inputs and events, in order
+//	mlsadmin delete MEMBER GROUP        forget a group (through the log)
+//	mlsadmin keypackage MEMBER          make key packages
+//	mlsadmin backup MEMBER --out FILE   a member's whole state, age-encrypted
+//	mlsadmin restore FILE [--as NEW]    into a member that does not exist yet
+//
+// --json (anywhere) prints JSON with snake_case fields instead of tables.
+// Exit codes: 0 done, 1 failed (the reason on standard error), 2 the
+// command line is wrong. A group id is its text, or hex:<hex digits>.
 package main
 
 import (
@@ -38,11 +56,27 @@ func main() {
 type env struct {
 	ctx            context.Context
 	stdout, stderr io.Writer
+	stdin          *os.File
+	json           bool // --json
 }
 
+// stdin is the commands' standard input (tests replace it).
+var stdin = os.Stdin
+
 type cli struct {
-	Vectors vectorsCommand `cmd:"" help:"Verify test-vector files or directories of them."`
-	Demo    demoCmd        `cmd:"" help:"Drive a scenario through a running worker: hosted members and an outside client create a group, add each other, talk, update and remove."`
+	JSON bool `name:"json" help:"Print JSON (stable snake_case fields) instead of tables."`
+
+	Vectors    vectorsCommand `cmd:"" help:"Verify test-vector files or directories of them."`
+	Demo       demoCmd        `cmd:"" help:"Drive a scenario through a running worker: hosted members and an outside client create a group, add each other, talk, update and remove; then inspect a member."`
+	Load       loadCmd        `cmd:"" help:"Load a hosted member's group through its store and summarize it."`
+	Inspect    inspectCmd     `cmd:"" help:"Show a hosted member's group as stored: members, tree, extensions, proposals, past epochs, key material counts (never values), version, last applied log sequence."`
+	Groups     groupsCmd      `cmd:"" help:"List the groups of the registry with their hosted members."`
+	Members    membersCmd     `cmd:"" help:"List the MLS members of a group as a hosted member sees them."`
+	History    historyCmd     `cmd:"" help:"Show a group's inputs (log stream) and events (events stream) in order, one line each."`
+	Delete     deleteCmd      `cmd:"" help:"Delete a hosted member's group, irrevocably, through the log."`
+	KeyPackage keyPackageCmd  `cmd:"" name:"keypackage" help:"Make key packages for a hosted member."`
+	Backup     backupCmd      `cmd:"" help:"Write a hosted member's whole state to an age-encrypted file."`
+	Restore    restoreCmd     `cmd:"" help:"Restore a member from a backup into a member that does not exist yet."`
 }
 
 type vectorsCommand struct {
@@ -67,6 +101,7 @@ type exit int
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) (code int) {
 	var c cli
 	parser, err := kong.New(&c, kong.Name("mlsadmin"), kong.Description("Operates mlsengine."),
+		kong.ExplicitGroups([]kong.Group{{Key: "connection", Title: "Connection (the worker's flags and environment variables):"}}),
 		kong.Writers(stdout, stderr), kong.Exit(func(n int) { panic(exit(n)) }))
 	if err != nil {
 		fmt.Fprintln(stderr, err)
@@ -89,9 +124,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (code int
 		}
 		return 2
 	}
-	if err := kctx.Run(&env{ctx: ctx, stdout: stdout, stderr: stderr}); err != nil {
+	if err := kctx.Run(&env{ctx: ctx, stdout: stdout, stderr: stderr, stdin: stdin, json: c.JSON}); err != nil {
 		if !errors.Is(err, errFailed) {
 			fmt.Fprintf(stderr, "mlsadmin: %v\n", err)
+		}
+		if errors.Is(err, errUsage) {
+			return 2
 		}
 		return 1
 	}
