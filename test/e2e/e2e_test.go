@@ -94,17 +94,20 @@ func startWorker(t *testing.T, bin, data string, extra ...string) (*exec.Cmd, st
 // mlsadmin demo driving hosted members and an outside client through it.
 func TestDemo(t *testing.T) {
 	bins := build(t, "mlsworker", "mlsadmin")
-	_, url, metrics := startWorker(t, bins["mlsworker"], t.TempDir())
+	data := t.TempDir()
+	_, url, metrics := startWorker(t, bins["mlsworker"], data)
 	if url == "" {
 		t.Fatal("the worker did not say where its server listens")
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	out, err := exec.CommandContext(ctx, bins["mlsadmin"], "demo", "--nats", url).CombinedOutput()
+	out, err := exec.CommandContext(ctx, bins["mlsadmin"], "demo", "--nats", url, "--data", data).CombinedOutput()
 	if err != nil {
 		t.Fatalf("mlsadmin demo: %v\n%s", err, out)
 	}
-	for _, want := range []string{"read \"hello from carol\"", "carol's view: removed", "demo done"} {
+	// It ends with what inspect shows of the group, read with the root key
+	// the worker generated in its data directory.
+	for _, want := range []string{"read \"hello from carol\"", "carol's view: removed", "members (2)", "last applied seq", "demo done"} {
 		if !strings.Contains(string(out), want) {
 			t.Errorf("demo output lacks %q:\n%s", want, out)
 		}

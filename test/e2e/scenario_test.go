@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -316,4 +318,30 @@ func TestScenario(t *testing.T) {
 		}
 	}
 	t.Logf("%d deliveries to hosted members and %d to the outsider, each once", len(want), len(o.read))
+
+	// mlsadmin inspect --json shows every member, as the outsider sees them.
+	out, err := f.admin(ctx, "inspect", "--json", "h1", string(gid))
+	if err != nil {
+		t.Fatalf("mlsadmin inspect: %v", err)
+	}
+	var in struct {
+		Epoch   uint64 `json:"epoch"`
+		Members []struct {
+			Leaf     uint32 `json:"leaf"`
+			Identity string `json:"identity"`
+		} `json:"members"`
+	}
+	if err := json.Unmarshal(out, &in); err != nil {
+		t.Fatalf("inspect --json: %v\n%s", err, out)
+	}
+	var got2, want2 []string
+	for _, m := range in.Members {
+		got2 = append(got2, fmt.Sprintf("%d %s", m.Leaf, m.Identity))
+	}
+	for _, m := range o.g.Members() {
+		want2 = append(want2, fmt.Sprintf("%d %s", m.Index, m.Credential.Identity))
+	}
+	if in.Epoch != o.g.Epoch() || !slices.Equal(got2, want2) {
+		t.Errorf("inspect shows epoch %d, members %v; the outsider is in epoch %d with %v", in.Epoch, got2, o.g.Epoch(), want2)
+	}
 }
