@@ -103,7 +103,7 @@ func codeOf(err error) events.Code {
 // apply applies one input of the log at sequence seq. A nil error means
 // the input is done with (applied, recognized as applied, or rejected);
 // an error means it must be tried again.
-func (w *Worker) apply(ctx context.Context, subject string, seq uint64, hdr nats.Header, data []byte) error {
+func (w *Worker) apply(ctx context.Context, b *batch, subject string, seq uint64, hdr nats.Header, data []byte) error {
 	in, err := w.s.ParseInput(subject)
 	if err != nil {
 		w.log.Warn("worker: input on a subject outside the contract dropped", "subject", subject, "seq", seq)
@@ -116,7 +116,7 @@ func (w *Worker) apply(ctx context.Context, subject string, seq uint64, hdr nats
 	case events.InputCommand:
 		return w.command(ctx, in, seq, data)
 	case events.InputMsg, events.InputCommit:
-		return w.groupMessage(ctx, in.GroupID, seq, hdr.Get(fromHeader), data)
+		return w.groupMessage(ctx, b, in.GroupID, seq, hdr.Get(fromHeader), data)
 	case events.InputWelcome:
 		if in.Member == "" {
 			return nil // for members hosted elsewhere
@@ -143,7 +143,7 @@ func (w *Worker) deadLetter(ctx context.Context, groupID []byte, seq uint64, dat
 
 // groupMessage delivers an MLS message to every hosted member of the
 // group but its sender.
-func (w *Worker) groupMessage(ctx context.Context, groupID []byte, seq uint64, from string, data []byte) error {
+func (w *Worker) groupMessage(ctx context.Context, b *batch, groupID []byte, seq uint64, from string, data []byte) error {
 	members, err := w.reg.GroupMembers(ctx, groupID)
 	if err != nil {
 		return err
@@ -152,14 +152,14 @@ func (w *Worker) groupMessage(ctx context.Context, groupID []byte, seq uint64, f
 		if m == from {
 			continue
 		}
-		if err := w.deliver(ctx, m, groupID, seq, data); err != nil {
+		if err := w.deliver(ctx, b, m, groupID, seq, data); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-func (w *Worker) deliver(ctx context.Context, member string, groupID []byte, seq uint64, data []byte) error {
+func (w *Worker) deliver(ctx context.Context, b *batch, member string, groupID []byte, seq uint64, data []byte) error {
 	h, err := w.group(ctx, member, groupID)
 	if errors.Is(err, engine.ErrGroupNotFound) {
 		return w.reg.Leave(ctx, groupID, member) // the registry was behind
@@ -173,13 +173,16 @@ func (w *Worker) deliver(ctx context.Context, member string, groupID []byte, seq
 	if err := setCursor(h, &cursor{Seq: seq}); err != nil {
 		return err
 	}
-	return w.process(ctx, h, member, groupID, seq, data, false)
+	return w.process(ctx, b, h, member, groupID, seq, data, false)
 }
 
 // process applies a group message to a member's group. A message parked
 // before (of an epoch that had not come yet) is applied without the
-// cursor, which has moved past it.
-func (w *Worker) process(ctx context.Context, h *engine.Group, member string, groupID []byte, seq uint64, data []byte, parked bool) error {
+// cursor, which has moved past it. With a batch b, an application
+// message's changes wait in the handle for the batch's flush
+// (engine.Group.ProcessDeferred), which comes before its input is
+// acknowledged.
+func (w *Worker) process(ctx context.Context, b *batch, h *engine.Group, member string, groupID []byte, seq uint64, data []byte, parked bool) error {
 	id := member + "-" + strconv.FormatUint(seq, 10)
 	// The handle is locked while the callback below runs: read it first.
 	own, epoch := h.OwnLeafIndex(), h.Epoch()
@@ -189,7 +192,11 @@ func (w *Worker) process(ctx context.Context, h *engine.Group, member string, gr
 	// between, the redelivered input is processed again and its events
 	// are dropped as duplicates, so a plaintext is never lost with the key
 	// that decrypted it.
-	rm, err := h.ProcessThen(ctx, data, func(rm *engine.ReceivedMessage) error {
+	processThen := h.ProcessThen
+	if b != nil && !parked {
+		processThen = h.ProcessDeferred
+	}
+	rm, err := processThen(ctx, data, func(rm *engine.ReceivedMessage) error {
 		switch {
 		case rm.Commit != nil:
 			sc := rm.Commit
@@ -250,6 +257,9 @@ func (w *Worker) process(ctx context.Context, h *engine.Group, member string, gr
 			return w.reg.Leave(ctx, groupID, member)
 		}
 		return w.unpark(ctx, h, member, groupID)
+	}
+	if b != nil && !parked && rm.Proposal == nil {
+		w.hold(b, member, groupID, h)
 	}
 	return nil
 }

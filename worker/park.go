@@ -84,7 +84,7 @@ func (w *Worker) unpark(ctx context.Context, h *engine.Group, member string, gro
 		seq, _ := strconv.ParseUint(strings.TrimPrefix(k, prefix), 10, 64)
 		switch {
 		case messageEpoch(p.Data) <= h.Epoch():
-			if err := w.process(ctx, h, member, groupID, seq, p.Data, true); err != nil {
+			if err := w.process(ctx, nil, h, member, groupID, seq, p.Data, true); err != nil {
 				return err
 			}
 		case time.Since(p.Since) > w.cfg.FutureWindow:

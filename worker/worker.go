@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -61,6 +62,19 @@ type Config struct {
 	// (default 4096); the least recently used is dropped, and loaded again
 	// from jetstore when its group has an input.
 	MaxHandles int
+	// Batch is how many inputs of a partition may be applied before their
+	// changes are stored and they are acknowledged (default 64; 1 stores
+	// and acknowledges each input on its own). Application messages read
+	// in a batch are stored together, one unit per group handle
+	// (engine.Group.ProcessDeferred): the ratchet keys used and deleted
+	// within the batch never reach storage, and a batch costs one erasure
+	// per ratchet instead of one per message. Inputs not acknowledged are
+	// redelivered after a crash and applied again from the stored state.
+	Batch int
+	// FlushDelay is how long a batch waits for more inputs before it is
+	// stored and acknowledged (default 2 ms): the latency a lone message
+	// pays for batching.
+	FlushDelay time.Duration
 }
 
 // Worker applies the log to hosted members.
@@ -78,6 +92,30 @@ type Worker struct {
 	stores  map[string]*jetstore.Store
 	handles map[handleKey]*list.Element // of *cachedHandle, most recent first
 	lru     list.List
+	// held are the handles with changes that wait for their batch's
+	// flush: every input uses them until then, whatever the cache holds.
+	held map[handleKey]*engine.Group
+}
+
+// batch is a partition's inputs applied but not yet acknowledged, and the
+// group handles whose changes wait to be stored before they are. A
+// partition's inputs are handled one at a time, under mu.
+type batch struct {
+	mu    sync.Mutex
+	msgs  []applied
+	held  []handleKey
+	timer *time.Timer
+	// stop is closed when the worker stops: a batch retried after a
+	// failure is then left to be redelivered.
+	stop <-chan struct{}
+}
+
+// applied is an input applied and waiting for its acknowledgement.
+type applied struct {
+	m     jetstream.Msg
+	seq   uint64
+	kind  string
+	start time.Time
 }
 
 type cachedHandle struct {
@@ -127,8 +165,14 @@ func New(ctx context.Context, cfg Config) (*Worker, error) {
 	if cfg.MaxHandles <= 0 {
 		cfg.MaxHandles = 4096
 	}
+	if cfg.Batch <= 0 {
+		cfg.Batch = 64
+	}
+	if cfg.FlushDelay <= 0 {
+		cfg.FlushDelay = 2 * time.Millisecond
+	}
 	w := &Worker{cfg: cfg, js: cfg.JS, s: cfg.Subjects, log: cfg.Logger, m: newMetrics(cfg.Metrics),
-		stores: map[string]*jetstore.Store{}, handles: map[handleKey]*list.Element{}}
+		stores: map[string]*jetstore.Store{}, handles: map[handleKey]*list.Element{}, held: map[handleKey]*engine.Group{}}
 	if _, err := w.js.CreateOrUpdateStream(ctx, w.s.LogStream("", cfg.Partitions, cfg.Replicas, cfg.Storage)); err != nil {
 		return nil, fmt.Errorf("worker: log stream: %w", err)
 	}
@@ -148,7 +192,7 @@ func New(ctx context.Context, cfg Config) (*Worker, error) {
 			FilterSubject:  w.s.PartitionFilter(p),
 			AckPolicy:      jetstream.AckExplicitPolicy,
 			AckWait:        cfg.AckWait,
-			MaxAckPending:  1, // per-group order
+			MaxAckPending:  cfg.Batch, // one worker applies them in order
 			MaxDeliver:     -1,
 			PriorityPolicy: jetstream.PriorityPolicyPinned,
 			PriorityGroups: []string{priorityGroup},
@@ -167,13 +211,16 @@ func (w *Worker) Run(ctx context.Context) error {
 		return fmt.Errorf("worker: watching the registry: %w", err)
 	}
 	var ccs []jetstream.ConsumeContext
+	batches := make([]*batch, w.cfg.Partitions)
 	for p := range w.cfg.Partitions {
 		c, err := w.js.Consumer(ctx, events.DefaultLogStream, consumerName(p))
 		if err != nil {
 			return err
 		}
-		cc, err := c.Consume(func(m jetstream.Msg) { w.handle(context.WithoutCancel(ctx), m) },
-			jetstream.PullPriorityGroup(priorityGroup), jetstream.PullMaxMessages(1), jetstream.PullExpiry(max(time.Second, w.cfg.PinnedTTL/2)))
+		b := &batch{stop: ctx.Done()}
+		batches[p] = b
+		cc, err := c.Consume(func(m jetstream.Msg) { w.handle(context.WithoutCancel(ctx), b, m) },
+			jetstream.PullPriorityGroup(priorityGroup), jetstream.PullMaxMessages(w.cfg.Batch), jetstream.PullExpiry(max(time.Second, w.cfg.PinnedTTL/2)))
 		if err != nil {
 			return err
 		}
@@ -188,6 +235,13 @@ func (w *Worker) Run(ctx context.Context) error {
 	}
 	for _, cc := range ccs {
 		<-cc.Closed()
+	}
+	for _, b := range batches {
+		b.mu.Lock()
+		if len(b.msgs) > 0 && w.storeBatch(context.WithoutCancel(ctx), b) == nil {
+			w.ack(b)
+		}
+		b.mu.Unlock()
 	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -220,8 +274,11 @@ func (w *Worker) store(ctx context.Context, member string) (*jetstore.Store, err
 	return s, nil
 }
 
-// handle loads (or refreshes) a member's group handle.
-func (w *Worker) handle(ctx context.Context, m jetstream.Msg) {
+// handle applies one input of a partition and adds it to the partition's
+// batch, which is stored and acknowledged when full or after FlushDelay.
+func (w *Worker) handle(ctx context.Context, b *batch, m jetstream.Msg) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
 	md, err := m.Metadata()
 	if err != nil {
 		m.Term()
@@ -230,13 +287,39 @@ func (w *Worker) handle(ctx context.Context, m jetstream.Msg) {
 	if md.NumDelivered > 1 {
 		w.m.redelivered.Inc()
 	}
-	kind := "invalid"
+	a := applied{m: m, seq: md.Sequence.Stream, kind: "invalid", start: time.Now()}
 	if in, err := w.s.ParseInput(m.Subject()); err == nil {
-		kind = kindLabel(in.Kind)
+		a.kind = kindLabel(in.Kind)
 	}
-	start := time.Now()
-	// Keep the input ours while it is applied, however long that takes.
+	if err := w.applyOne(ctx, b, a); err != nil {
+		// A failure of the worker or its storage, not of the input.
+		w.log.Warn("worker: input not applied; retrying its batch", "subject", m.Subject(), "seq", a.seq, "err", err)
+		w.retry(ctx, b, &a)
+		return
+	}
+	b.msgs = append(b.msgs, a)
+	switch {
+	case len(b.msgs) >= w.cfg.Batch:
+		if err := w.storeBatch(ctx, b); err != nil {
+			w.log.Warn("worker: a batch's changes not stored; retrying it", "err", err)
+			w.retry(ctx, b, nil)
+			return
+		}
+		w.ack(b)
+	case b.timer == nil:
+		b.timer = time.AfterFunc(w.cfg.FlushDelay, func() {
+			b.mu.Lock()
+			defer b.mu.Unlock()
+			w.flush(ctx, b)
+		})
+	}
+}
+
+// applyOne applies an input, telling the server it is still being worked
+// on while that takes long.
+func (w *Worker) applyOne(ctx context.Context, b *batch, a applied) error {
 	working := make(chan struct{})
+	defer close(working)
 	go func() {
 		t := time.NewTicker(w.cfg.AckWait / 2)
 		defer t.Stop()
@@ -245,32 +328,142 @@ func (w *Worker) handle(ctx context.Context, m jetstream.Msg) {
 			case <-working:
 				return
 			case <-t.C:
-				m.InProgress()
+				a.m.InProgress()
 			}
 		}
 	}()
-	err = w.apply(ctx, m.Subject(), md.Sequence.Stream, m.Headers(), m.Data())
-	close(working)
-	if err != nil {
-		w.m.retried.Inc()
-		// A failure of the worker or its storage, not of the input: try
-		// again later.
-		w.log.Warn("worker: input not applied; will be redelivered", "subject", m.Subject(), "seq", md.Sequence.Stream, "err", err)
-		m.NakWithDelay(time.Second)
+	return w.apply(ctx, b, a.m.Subject(), a.seq, a.m.Headers(), a.m.Data())
+}
+
+// hold records that a group handle has changes waiting for b's flush.
+func (w *Worker) hold(b *batch, member string, groupID []byte, h *engine.Group) {
+	key := handleKey{member, string(groupID)}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if _, ok := w.held[key]; !ok {
+		w.held[key] = h
+		b.held = append(b.held, key)
+	}
+}
+
+// flush stores b's changes and acknowledges its inputs; b.mu is held.
+func (w *Worker) flush(ctx context.Context, b *batch) {
+	if len(b.msgs) == 0 {
 		return
 	}
-	if err := m.DoubleAck(ctx); err != nil {
-		w.log.Warn("worker: ack lost; the input will be recognized when redelivered", "seq", md.Sequence.Stream, "err", err)
+	if err := w.storeBatch(ctx, b); err != nil {
+		w.log.Warn("worker: a batch's changes not stored; retrying it", "err", err)
+		w.retry(ctx, b, nil)
+		return
 	}
-	w.m.latency.WithLabelValues(kind).Observe(time.Since(start).Seconds())
-	w.m.applied.WithLabelValues(kind).Inc()
-	w.m.done.Add(1)
+	w.ack(b)
+}
+
+// storeBatch stores the changes b's handles hold; b.mu is held.
+func (w *Worker) storeBatch(ctx context.Context, b *batch) error {
+	if b.timer != nil {
+		b.timer.Stop()
+		b.timer = nil
+	}
+	for _, key := range b.held {
+		w.mu.Lock()
+		h := w.held[key]
+		w.mu.Unlock()
+		if h == nil {
+			continue // forgotten: its changes stored or dropped
+		}
+		if err := h.Flush(ctx); err != nil {
+			return err
+		}
+		w.mu.Lock()
+		delete(w.held, key)
+		w.mu.Unlock()
+	}
+	b.held = b.held[:0]
+	return nil
+}
+
+// ack acknowledges b's inputs, whose changes are stored; b.mu is held.
+func (w *Worker) ack(b *batch) {
+	for _, a := range b.msgs {
+		// A lost acknowledgement makes a redelivery, which the stored
+		// cursor recognizes.
+		a.m.Ack()
+		w.m.latency.WithLabelValues(a.kind).Observe(time.Since(a.start).Seconds())
+		w.m.applied.WithLabelValues(a.kind).Inc()
+		w.m.done.Add(1)
+	}
+	b.msgs = b.msgs[:0]
+}
+
+// retry applies b's inputs, and failed if not nil, again from the stored
+// state, in order, until they are applied and stored: the changes b's
+// handles held are dropped first. The partition waits meanwhile, since no
+// later input may be applied before an earlier one; the inputs stay this
+// worker's (InProgress). If the worker stops, they are left unacknowledged
+// for the server to redeliver, in order, after AckWait. b.mu is held.
+func (w *Worker) retry(ctx context.Context, b *batch, failed *applied) {
+	msgs := slices.Clone(b.msgs)
+	if failed != nil {
+		msgs = append(msgs, *failed)
+	}
+	backoff := 100 * time.Millisecond
+	for {
+		w.drop(b)
+		w.m.retried.Add(float64(len(msgs)))
+		for _, a := range msgs {
+			a.m.InProgress()
+		}
+		select {
+		case <-b.stop:
+			return
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, w.cfg.AckWait/2)
+		var err error
+		for _, a := range msgs {
+			if err = w.applyOne(ctx, b, a); err != nil {
+				break
+			}
+			b.msgs = append(b.msgs, a)
+		}
+		if err == nil {
+			if err = w.storeBatch(ctx, b); err == nil {
+				w.ack(b)
+				return
+			}
+		}
+		w.log.Warn("worker: a batch failed again; retrying it", "inputs", len(msgs), "err", err)
+	}
+}
+
+// drop forgets the handles whose changes b held, and b's inputs; b.mu is
+// held.
+func (w *Worker) drop(b *batch) {
+	if b.timer != nil {
+		b.timer.Stop()
+		b.timer = nil
+	}
+	w.mu.Lock()
+	for _, key := range b.held {
+		delete(w.held, key)
+		w.forgetLocked(key)
+	}
+	w.mu.Unlock()
+	b.held = b.held[:0]
+	b.msgs = b.msgs[:0]
 }
 
 func (w *Worker) group(ctx context.Context, member string, groupID []byte) (*engine.Group, error) {
 	key := handleKey{member, string(groupID)}
 	var h *engine.Group
 	w.mu.Lock()
+	if h := w.held[key]; h != nil {
+		// Its batch's changes are not stored yet: it is ahead of the
+		// stored state, and this worker the partition's only writer.
+		w.mu.Unlock()
+		return h, nil
+	}
 	if e := w.handles[key]; e != nil {
 		w.lru.MoveToFront(e)
 		h = e.Value.(*cachedHandle).h
@@ -309,6 +502,12 @@ func (w *Worker) forget(member string, groupID []byte) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	key := handleKey{member, string(groupID)}
+	delete(w.held, key)
+	w.forgetLocked(key)
+}
+
+// forgetLocked drops a handle from the cache; w.mu is held.
+func (w *Worker) forgetLocked(key handleKey) {
 	if e := w.handles[key]; e != nil {
 		w.lru.Remove(e)
 		delete(w.handles, key)

@@ -270,8 +270,23 @@ func TestConcurrentCommits(t *testing.T) {
 	}
 }
 
-// state is a member's stored group, for comparing before and after.
+// state is a member's stored group, for comparing before and after, once
+// it has settled: a worker stores a batch's changes a few milliseconds
+// after it published their events.
 func (h *harness) state(member string, gid []byte) string {
+	h.t.Helper()
+	prev := h.readState(member, gid)
+	for {
+		time.Sleep(30 * time.Millisecond)
+		cur := h.readState(member, gid)
+		if cur == prev {
+			return cur
+		}
+		prev = cur
+	}
+}
+
+func (h *harness) readState(member string, gid []byte) string {
 	h.t.Helper()
 	s, err := jetstore.Open(h.ctx, h.js, jetstore.Options{Member: member, RootKey: root, SweepInterval: -1})
 	if err != nil {
