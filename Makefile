@@ -5,7 +5,7 @@ BENCHTIME ?= 1s
 BENCHCOUNT ?= 6
 BENCHPKGS ?= ./...
 
-.PHONY: all run build test vectors fuzz bench storagecost soak lint bench-jetstore audit soak-jetstore cluster
+.PHONY: all run build test vectors fuzz bench storagecost soak lint bench-jetstore audit soak-jetstore cluster bench-pipeline
 
 all: build test
 
@@ -52,6 +52,14 @@ storagecost:
 # bytes, erasures, ratios); compare runs with benchstat.
 bench-jetstore:
 	$(GO) test -run='^$$' -bench=BenchmarkJetStore -benchtime=10x -count=$(BENCHCOUNT) -timeout=90m ./engine
+
+# The worker end to end on an embedded file-store server (application
+# messages and commits, command to observed event), with the engine's
+# in-memory rate beside each; -v logs the table of medians. Compare runs
+# with benchstat. PIPELINE_BENCHTIME=20s for steadier p99s; MLS_BENCH_TAP=1
+# counts the server's messages by subject.
+bench-pipeline:
+	$(GO) test -run='^$$' -bench=BenchmarkPipeline -benchtime=$(or $(PIPELINE_BENCHTIME),5s) -count=$(BENCHCOUNT) -timeout=120m -v ./worker
 
 # The on-disk forward-secrecy audit, long: 1,000 epochs and 10,000 messages.
 audit:
