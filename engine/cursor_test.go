@@ -172,3 +172,36 @@ func TestProcessThen(t *testing.T) {
 		t.Fatalf("after a delivery: %v", err)
 	}
 }
+
+// ProtectThen stores the cursor made from the message in the unit of the
+// generation it consumed; a cursor that fails stores nothing.
+func TestProtectThen(t *testing.T) {
+	ctx := context.Background()
+	alice := newMember(t, "alice", 1)
+	counter := &applyCounter{testStore: alice.store}
+	alice.store = counter
+	alice.create(t, []byte("protect-then"))
+	before := counter.units
+	var seen []byte
+	m, err := alice.g.ProtectThen(ctx, []byte("hi"), nil, func(m *wire.MLSMessage) ([]byte, error) {
+		seen = m.Bytes()
+		return []byte("cursor-1"), nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if counter.units-before != 1 || string(seen) != string(m.Bytes()) {
+		t.Fatalf("%d units; the cursor saw the message: %v", counter.units-before, string(seen) == string(m.Bytes()))
+	}
+	alice.reload(t)
+	if string(alice.g.Cursor()) != "cursor-1" {
+		t.Fatalf("stored cursor %q", alice.g.Cursor())
+	}
+	before = counter.units
+	if _, err := alice.g.ProtectThen(ctx, []byte("no"), nil, func(*wire.MLSMessage) ([]byte, error) { return nil, errors.New("refused") }); err == nil {
+		t.Fatal("a failing cursor protected a message")
+	}
+	if counter.units != before || string(alice.g.Cursor()) != "cursor-1" {
+		t.Fatalf("a failing cursor stored %d units, cursor %q", counter.units-before, alice.g.Cursor())
+	}
+}

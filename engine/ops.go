@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 
@@ -268,6 +269,32 @@ func (h *Group) Protect(ctx context.Context, data, authenticatedData []byte) (*w
 	return call(ctx, h, "protect", callID("protect", data, authenticatedData), func(g *group.Group) (*wire.MLSMessage, bool, error) {
 		m, err := g.Protect(data, authenticatedData)
 		return m, err == nil, err
+	})
+}
+
+// ProtectThen is Protect that stores, in the same unit as the consumed
+// generation, a cursor made from the message (see SetCursor): cursor gets
+// the message before its unit is stored and returns the cursor to store.
+// A consumer of a log records what it will publish atomically with the
+// generation the message used, so a crash never makes it publish a message
+// it did not record, nor record one it cannot publish again. cursor runs
+// with the handle locked: it must not call the handle's methods. If it
+// fails, nothing is stored.
+func (h *Group) ProtectThen(ctx context.Context, data, authenticatedData []byte, cursor func(*wire.MLSMessage) ([]byte, error)) (*wire.MLSMessage, error) {
+	return call(ctx, h, "protect", callID("protect", data, authenticatedData), func(g *group.Group) (*wire.MLSMessage, bool, error) {
+		m, err := g.Protect(data, authenticatedData)
+		if err != nil {
+			return nil, false, err
+		}
+		c, err := cursor(m)
+		if err == nil && len(c) > MaxCursorLen {
+			err = fmt.Errorf("engine: cursor of %d bytes, more than MaxCursorLen (%d)", len(c), MaxCursorLen)
+		}
+		if err != nil {
+			return nil, false, err
+		}
+		h.nextCursor, h.cursorPending = bytes.Clone(c), true
+		return m, true, nil
 	})
 }
 

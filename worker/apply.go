@@ -31,6 +31,10 @@ type output struct {
 	// FirstOnSubject: a commit, which must be the first message on its
 	// epoch's subject.
 	FirstOnSubject bool `msgpack:"c,omitempty"`
+	// Same, in a stored cursor, is 1 + the index of an earlier output
+	// whose Data this one publishes too (one Welcome to many members is
+	// kept once).
+	Same int `msgpack:"r,omitempty"`
 }
 
 // cursor is what the worker stores with a member's group (engine's cursor):
@@ -49,17 +53,60 @@ type cursor struct {
 func readCursor(h *engine.Group) cursor {
 	var c cursor
 	if b := h.Cursor(); b != nil {
-		_ = msgpack.Unmarshal(b, &c) // an unreadable cursor reads as none
+		if msgpack.Unmarshal(b, &c) != nil {
+			return cursor{} // an unreadable cursor reads as none
+		}
+	}
+	for i, o := range c.Out {
+		if o.Same > 0 && o.Same <= i {
+			c.Out[i].Data, c.Out[i].Same = c.Out[o.Same-1].Data, 0
+		}
 	}
 	return c
 }
 
 func setCursor(h *engine.Group, c *cursor) error {
-	b, err := msgpack.Marshal(c)
+	b, err := encodeCursor(c)
 	if err != nil {
 		return err
 	}
 	return h.SetCursor(b)
+}
+
+// encodeCursor encodes c with each output's data kept once.
+func encodeCursor(c *cursor) ([]byte, error) {
+	stored := *c
+	stored.Out = slices.Clone(c.Out)
+	for i := range stored.Out {
+		for j := range i {
+			if stored.Out[j].Same == 0 && bytes.Equal(stored.Out[j].Data, stored.Out[i].Data) {
+				stored.Out[i].Data, stored.Out[i].Same = nil, j+1
+				break
+			}
+		}
+	}
+	return msgpack.Marshal(&stored)
+}
+
+// errTooLarge: what a command produced is more than the worker can keep
+// in a cursor or publish.
+var errTooLarge = errors.New("worker: too large")
+
+// fits checks that c can be stored and its outputs published.
+func fits(c *cursor) error {
+	for _, o := range c.Out {
+		if len(o.Data) > events.MaxPayload {
+			return fmt.Errorf("%w: an output of %d bytes, over the %d a message may have", errTooLarge, len(o.Data), events.MaxPayload)
+		}
+	}
+	b, err := encodeCursor(c)
+	if err != nil {
+		return err
+	}
+	if len(b) > engine.MaxCursorLen {
+		return fmt.Errorf("%w: outputs of %d bytes, over the %d the worker keeps to publish them again after a crash", errTooLarge, len(b), engine.MaxCursorLen)
+	}
+	return nil
 }
 
 // errPublish: an output or event could not be published.
@@ -760,6 +807,19 @@ func (w *Worker) deleteGroup(ctx context.Context, c *events.Command, seq uint64)
 	return w.result(ctx, c, seq, &events.Result{})
 }
 
+// sent is the cursor of a command that publishes one MLS message.
+func (w *Worker) sent(c *events.Command, seq uint64, m *wire.MLSMessage) cursor {
+	var epoch uint64
+	switch {
+	case m.PrivateMessage != nil:
+		epoch = m.PrivateMessage.Epoch
+	case m.PublicMessage != nil:
+		epoch = m.PublicMessage.Content.Epoch
+	}
+	return cursor{Seq: seq, Result: &events.Result{Epoch: epoch},
+		Out: []output{{Subject: w.s.Msg(c.Group), Data: m.Bytes(), ID: "msg-" + c.Member + "-" + c.ID, From: c.Member}}}
+}
+
 // send protects an application message, or makes a proposal, and
 // publishes it.
 func (w *Worker) send(ctx context.Context, c *events.Command, seq uint64) error {
@@ -773,12 +833,20 @@ func (w *Worker) send(ctx context.Context, c *events.Command, seq uint64) error 
 	if cur := readCursor(h); cur.Seq >= seq {
 		return w.republish(ctx, c, seq, cur)
 	}
-	// Protect stores the consumed generation; a second unit stores the
-	// ciphertext in the cursor, and only then is it published, so that a
-	// redelivery publishes the same message (once, by its message id). A
-	// crash between the two units wastes a generation, which receivers
-	// skip.
-	msg, err := w.produce(ctx, h, c)
+	// The consumed generation and the cursor with the ciphertext are
+	// stored in one unit (a proposal's in two: a crash between them wastes
+	// the proposal), and only then is it published, so that a redelivery
+	// publishes the same message (once, by its message id).
+	var cur cursor
+	var msg *wire.MLSMessage
+	if c.Kind == events.CmdSend {
+		msg, err = h.ProtectThen(ctx, c.Data, c.AAD, func(m *wire.MLSMessage) ([]byte, error) {
+			cur = w.sent(c, seq, m)
+			return encodeCursor(&cur)
+		})
+	} else {
+		msg, err = w.produce(ctx, h, c)
+	}
 	if err != nil {
 		if failure(err) {
 			w.forget(c.Member, c.Group)
@@ -789,14 +857,15 @@ func (w *Worker) send(ctx context.Context, c *events.Command, seq uint64) error 
 		}
 		return w.result(ctx, c, seq, &events.Result{Code: codeOf(err), Error: err.Error()})
 	}
-	cur := cursor{Seq: seq, Result: &events.Result{Epoch: h.Epoch()},
-		Out: []output{{Subject: w.s.Msg(c.Group), Data: msg.Bytes(), ID: "msg-" + c.Member + "-" + c.ID, From: c.Member}}}
-	if err := setCursor(h, &cur); err != nil {
-		return err
-	}
-	if err := h.StoreCursor(ctx); err != nil {
-		w.forget(c.Member, c.Group)
-		return err
+	if c.Kind != events.CmdSend {
+		cur = w.sent(c, seq, msg)
+		if err := setCursor(h, &cur); err != nil {
+			return err
+		}
+		if err := h.StoreCursor(ctx); err != nil {
+			w.forget(c.Member, c.Group)
+			return err
+		}
 	}
 	return w.republish(ctx, c, seq, cur)
 }
@@ -894,6 +963,19 @@ func (w *Worker) commitCommand(ctx context.Context, c *events.Command, seq uint6
 			for _, o := range w.welcomeOutputs(ctx, c, res) {
 				cur.Out = append(cur.Out, o)
 			}
+		}
+		if err := fits(&cur); err != nil {
+			// Never to be published: the commit is dropped, and the
+			// command refused rather than retried forever.
+			refused := cursor{Seq: seq, Result: &events.Result{Code: events.CodeTooLarge,
+				Error: err.Error() + "; add fewer members per commit, or leave the ratchet tree out of the Welcome"}}
+			if err := setCursor(h, &refused); err != nil {
+				return err
+			}
+			if err := h.ClearPendingCommit(ctx); err != nil {
+				return err
+			}
+			return w.result(ctx, c, seq, refused.Result)
 		}
 		if err := setCursor(h, &cur); err != nil {
 			return err
