@@ -1,10 +1,20 @@
 // Package worker applies the log of package events to hosted MLS members:
-// it consumes the log stream's partitions (one consumer per partition, one
-// message in flight, pinned to one worker at a time, so that every group's
-// inputs are applied in order and another worker takes a partition over
-// when its worker stops), applies each input through the engine with its
-// members' state in jetstore, publishes what the members produce (commits,
-// Welcomes, application messages) and events, and acknowledges.
+// it consumes the log stream's partitions (one consumer per partition,
+// pinned to one worker at a time, so that every group's inputs are applied
+// in order and another worker takes a partition over when its worker
+// stops), applies each input through the engine with its members' state in
+// jetstore, publishes what the members produce (commits, Welcomes,
+// application messages) and events, and acknowledges.
+//
+// A partition's inputs are applied one at a time, in batches of up to
+// Config.Batch: the changes an application message makes (its key deleted,
+// its sender's ratchet moved on) wait in the group handle
+// (engine.Group.ProcessDeferred) and the batch is stored, one unit per
+// handle, before its inputs are acknowledged. Keys used and deleted within a
+// batch never reach storage. If the worker dies first, the server redelivers
+// the batch in order and it is applied again from the stored state; if
+// storage fails, the worker applies the batch again itself, in order,
+// before anything after it.
 //
 // Every apply is fenced and idempotent. A group's state carries a cursor
 // (engine.Group.SetCursor) with the log sequence of the last input applied

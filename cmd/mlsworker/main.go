@@ -51,6 +51,8 @@ type cli struct {
 	MemoryStore bool          `name:"memory" env:"MLS_MEMORY" help:"Create streams and buckets in memory storage (nothing on disk; lost when all servers stop)."`
 	PinnedTTL   time.Duration `name:"pinned-ttl" env:"MLS_PINNED_TTL" default:"5s" help:"How long a partition stays with a worker that stopped: the failover time."`
 	AckWait     time.Duration `name:"ack-wait" env:"MLS_ACK_WAIT" default:"5s" help:"How long the server waits for a worker's acknowledgement before redelivering (a worker renews it while it works): with --pinned-ttl, the failover time."`
+	Batch       int           `name:"batch" env:"MLS_BATCH" default:"64" help:"Inputs of a partition applied before their changes are stored and they are acknowledged (1: each on its own)."`
+	FlushDelay  time.Duration `name:"flush-delay" env:"MLS_FLUSH_DELAY" default:"2ms" help:"How long a batch waits for more inputs before it is stored and acknowledged."`
 	PastEpochs  int           `name:"past-epochs" env:"MLS_PAST_EPOCHS" default:"2" help:"Past epochs whose secrets hosted members keep, to read messages sent before a commit that arrive after it."`
 	Metrics     string        `name:"metrics" env:"MLS_METRICS_ADDR" default:"127.0.0.1:9464" help:"Address of the HTTP endpoint with /metrics (Prometheus), /healthz and /readyz; empty for none."`
 	LogLevel    slog.Level    `name:"log-level" env:"MLS_LOG_LEVEL" default:"info" help:"debug, info, warn or error."`
@@ -120,7 +122,7 @@ func run(ctx context.Context, c *cli, log *slog.Logger) error {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	cfg := worker.Config{Metrics: reg, JS: js, Subjects: events.Subjects{Prefix: c.Prefix}, Partitions: c.Partitions, Replicas: c.Replicas, Storage: storage,
-		Store: jetstore.Options{RootKey: root, Replicas: c.Replicas, Storage: storage, Logger: log}, PinnedTTL: c.PinnedTTL, AckWait: c.AckWait, Logger: log}
+		Store: jetstore.Options{RootKey: root, Replicas: c.Replicas, Storage: storage, Logger: log}, PinnedTTL: c.PinnedTTL, AckWait: c.AckWait, Batch: c.Batch, FlushDelay: c.FlushDelay, Logger: log}
 	cfg.Engine.RatchetTreeExtension = true
 	// Application messages sent just before a commit arrive after it: keep
 	// the previous epoch's secrets to read them (RFC 9420 §15.3, §14).
