@@ -36,7 +36,12 @@
 // commit point the journal is carried out: the public changes go to the
 // snapshot bucket in one atomic batch ending with the scope's marker
 // (conditional on the marker, so a late finisher cannot overwrite newer
-// records), and each dead key-material record is erased by sequence. Load
+// records), and each dead key-material record is erased by sequence. In
+// CommitIntent mode (below), where atomic batches are slow, the finisher
+// instead claims the marker, writes each record conditional on its claim
+// being the marker's last revision (Nats-Expected-Last-Subject-Sequence
+// with -Subject), and sets the marker conditional on the claim; List of
+// public records brackets its read with two reads of the marker. Load
 // overlays a journal the snapshot has not caught up with and hides the key
 // material it deleted, so readers see the whole unit from its commit point
 // on. A writer finishes the previous journal before committing; Load and

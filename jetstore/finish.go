@@ -176,6 +176,11 @@ func (s *Store) writePublic(ctx context.Context, sc storage.Scope, j *journal, m
 		_, err := s.publish(ctx, msgs)
 		return err
 	}
+	if s.o.Commit == CommitIntent && (!sc.IsGroup() || !j.touchesClientPublic()) {
+		// (A group unit's client-wide public changes go in one batch: a
+		// List of the client's records checks the client's marker only.)
+		return s.writeClaimed(ctx, sc, j, mk, mseq, msgs)
+	}
 	for len(msgs) > 0 || mseq == 0 {
 		n := min(len(msgs), maxBatch-1)
 		batch := slices.Clone(msgs[:n])
@@ -202,6 +207,77 @@ func (s *Store) writePublic(ctx context.Context, sc storage.Scope, j *journal, m
 		}
 	}
 	return nil
+}
+
+// touchesClientPublic reports whether j changes client-wide public records.
+func (j *journal) touchesClientPublic() bool {
+	for _, r := range j.Puts {
+		if r.Client {
+			return true
+		}
+	}
+	for _, d := range j.Deletes {
+		if d.Client && d.Class == storage.Public {
+			return true
+		}
+	}
+	for _, p := range j.Prefixes {
+		if p.Client && p.Class == storage.Public {
+			return true
+		}
+	}
+	return false
+}
+
+// expectedLastSubjSeqSubject names the subject whose last sequence
+// Nats-Expected-Last-Subject-Sequence checks, instead of the message's own.
+const expectedLastSubjSeqSubject = "Nats-Expected-Last-Subject-Sequence-Subject"
+
+// writeClaimed is writePublic without atomic batches, for a single-replica
+// file store, where the server stages every batch in a file store of its
+// own with fsyncs (about 5 ms for two messages, against a tenth of a
+// millisecond for a publish). The finisher first claims the marker (Partial:
+// j's version, conditional on the marker it read), so that Load overlays
+// j on whatever part of it is written; then writes every record
+// conditional on its claim still being the marker's last message, so that
+// once another finisher claims the marker, this one writes nothing more;
+// then sets the marker to j's version, conditional on its claim. A crash
+// at any point leaves the claim, and the next finisher claims again and
+// writes j whole.
+func (s *Store) writeClaimed(ctx context.Context, sc storage.Scope, j *journal, mk marker, mseq uint64, msgs []*nats.Msg) error {
+	setMarker := func(next marker, expect uint64) (uint64, error) {
+		mb, _ := msgpack.Marshal(next)
+		m := nats.NewMsg(s.l.markerSubject(sc))
+		m.Data = mb
+		m.Header.Set(jetstream.ExpectedLastSubjSeqHeader, seqHeader(expect))
+		return s.publish(ctx, []*nats.Msg{m})
+	}
+	if len(msgs) > 0 {
+		claim, err := setMarker(marker{Applied: mk.Applied, Partial: j.Version}, mseq)
+		if err != nil {
+			return err
+		}
+		if err := s.step("claimed"); err != nil {
+			return err
+		}
+		for _, m := range msgs {
+			m.Header.Set(jetstream.ExpectedLastSubjSeqHeader, seqHeader(claim))
+			m.Header.Set(expectedLastSubjSeqSubject, s.l.markerSubject(sc))
+		}
+		for len(msgs) > 0 {
+			n := min(len(msgs), maxBatch)
+			if _, err := s.publishAll(ctx, msgs[:n]); err != nil {
+				return err
+			}
+			msgs = msgs[n:]
+		}
+		if err := s.step("published-part"); err != nil {
+			return err
+		}
+		mseq = claim
+	}
+	_, err := setMarker(marker{Applied: j.Version}, mseq)
+	return err
 }
 
 // eraseDead erases the key material j deleted that was written before

@@ -3,6 +3,7 @@ package jetstore
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -335,6 +336,9 @@ func (s *Store) List(ctx context.Context, sc storage.Scope, c storage.Class, pre
 	}
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
+	if c == storage.Public {
+		return s.listPublic(ctx, sc, prefix)
+	}
 	ms, err := s.scan(ctx, s.l.stream(c), s.l.prefixFilter(sc, c, prefix))
 	if err != nil {
 		return nil, err
@@ -384,4 +388,84 @@ func (s *Store) List(ctx context.Context, sc storage.Scope, c storage.Class, pre
 	}
 	storage.SortRecords(out)
 	return out, nil
+}
+
+// listPublic is List of public records. Their journal may be under way,
+// written record by record after a claim of the scope's marker
+// (writeClaimed): the marker is read before and after the records, and if
+// a claim was there throughout, the claimed journal is laid over them; if
+// the marker moved meanwhile, the records are read again.
+func (s *Store) listPublic(ctx context.Context, sc storage.Scope, prefix string) ([]storage.Record, error) {
+	for attempt := 0; ; attempt++ {
+		mk, mseq, err := s.readMarker(ctx, sc)
+		if err != nil {
+			return nil, err
+		}
+		ms, err := s.scan(ctx, s.l.snap, s.l.prefixFilter(sc, storage.Public, prefix))
+		if err != nil {
+			return nil, err
+		}
+		latest := map[string]*jetstream.RawStreamMsg{}
+		for _, m := range ms {
+			if o := latest[m.Subject]; o == nil || m.Sequence > o.Sequence {
+				latest[m.Subject] = m
+			}
+		}
+		recs := map[string][]byte{}
+		for _, m := range latest {
+			if p, ok := s.l.parse(m.Subject); ok && p.kind == 'r' && m.Header.Get("KV-Operation") == "" {
+				recs[p.name] = m.Data
+			}
+		}
+		_, after, err := s.readMarker(ctx, sc)
+		if err != nil {
+			return nil, err
+		}
+		if after != mseq {
+			if attempt < 8 {
+				continue
+			}
+			return nil, fmt.Errorf("%w: the snapshot of %v keeps changing", storage.ErrUnknownOutcome, sc)
+		}
+		if mk.Partial != 0 {
+			h, _, err := s.readHead(ctx, sc)
+			if err != nil {
+				return nil, err
+			}
+			j, err := s.journalOf(ctx, sc, h, nil)
+			if err != nil {
+				return nil, err
+			}
+			if j == nil || j.Version != mk.Partial {
+				continue // finished meanwhile: read again
+			}
+			client := !sc.IsGroup()
+			under := func(n string) bool { return strings.HasPrefix(n, prefix) }
+			for _, p := range j.Prefixes {
+				if p.Class == storage.Public && p.Client == client {
+					for n := range recs {
+						if strings.HasPrefix(n, p.Name) {
+							delete(recs, n)
+						}
+					}
+				}
+			}
+			for _, d := range j.Deletes {
+				if d.Class == storage.Public && d.Client == client {
+					delete(recs, d.Name)
+				}
+			}
+			for _, r := range j.Puts {
+				if r.Client == client && under(r.Name) {
+					recs[r.Name] = r.Value
+				}
+			}
+		}
+		out := make([]storage.Record, 0, len(recs))
+		for n, v := range recs {
+			out = append(out, storage.Record{Key: storage.Key{Scope: sc, Class: storage.Public, Name: n}, Value: v})
+		}
+		storage.SortRecords(out)
+		return out, nil
+	}
 }
