@@ -109,6 +109,15 @@ func (s *Store) Apply(ctx context.Context, u *storage.Unit) (uint64, error) {
 			fresh = true
 			continue
 		}
+		if h != nil && h.Abandoned != nil {
+			// A rolled-back unit's records may be left: erase them before
+			// anything can reuse their names.
+			if err := s.eraseAbandoned(ctx, u.Scope, h, c.seq); err != nil {
+				return 0, err
+			}
+			fresh = true
+			continue
+		}
 		if h != nil && (h.Journal != nil || h.Chunks > 0) && !c.done {
 			// The last unit's work is unfinished, or finished by a writer
 			// that did not say so: finish it before anything can reuse

@@ -54,7 +54,7 @@ func (s *Store) Check(ctx context.Context) (*Report, error) {
 		if sc.IsGroup() && h.exists() {
 			r.Groups++
 		}
-		if h.Creating != nil || h.Intent != nil || h.Journal != nil || h.Chunks > 0 {
+		if h.unfinished() {
 			r.Unfinished = append(r.Unfinished, sc.String())
 		}
 	}

@@ -2,6 +2,7 @@ package jetstore_test
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -78,5 +79,94 @@ func TestLateClaimedFinisher(t *testing.T) {
 	// The snapshot itself holds v3: a reader of the raw record agrees.
 	if v, err := b.Get(ctx, rec("").Key); err != nil || string(v) != "v3" {
 		t.Fatalf("Get: %q %v", v, err)
+	}
+}
+
+// TestAbandonRace: a writer in CommitIntent mode stalls between writing its
+// key material and committing, long enough for another Store to roll its
+// unit back. Whichever moves the head first wins: if the rollback does, the
+// writer's commit fails and its records are erased; if the writer commits
+// first, the rollback undoes nothing. Either way the group loads whole.
+func TestAbandonRace(t *testing.T) {
+	for _, writerFirst := range []bool{false, true} {
+		t.Run(map[bool]string{false: "rollback first", true: "commit first"}[writerFirst], func(t *testing.T) {
+			ctx := context.Background()
+			e := startServer(t)
+			gid := []byte("race")
+			sc := storage.GroupScope(gid)
+			put := func(name, v string) storage.Record {
+				return storage.Record{Key: storage.Key{Scope: sc, Class: storage.KeyMaterial, Name: name}, Value: []byte(v)}
+			}
+			pub := func(v string) storage.Record {
+				return storage.Record{Key: storage.Key{Scope: sc, Class: storage.Public, Name: "p"}, Value: []byte(v)}
+			}
+			atCommit, resume := make(chan struct{}), make(chan struct{})
+			stall := true
+			w := open(t, e, "alice", func(o *jetstore.Options) {
+				o.Commit = jetstore.CommitIntent
+				o.Hooks = &jetstore.Hooks{Step: func(step string) error {
+					if step == "commit" && stall {
+						stall = false
+						close(atCommit)
+						<-resume
+					}
+					return nil
+				}}
+			})
+			other := open(t, e, "alice", func(o *jetstore.Options) { o.Commit = jetstore.CommitIntent; o.Grace = time.Nanosecond })
+			v1, err := other.Apply(ctx, &storage.Unit{Scope: sc, Puts: []storage.Record{put("k/1", "one"), pub("one")}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			done := make(chan error, 1)
+			go func() {
+				_, err := w.Apply(ctx, &storage.Unit{Scope: sc, Version: v1, Puts: []storage.Record{put("k/2", "two"), pub("two")},
+					Deletes: []storage.Key{put("k/1", "").Key}})
+				done <- err
+			}()
+			<-atCommit
+			if writerFirst {
+				close(resume)
+				if err := <-done; err != nil {
+					t.Fatalf("the writer's commit: %v", err)
+				}
+			}
+			// Load with no grace rolls back whatever is under way.
+			if _, err := other.Load(ctx, gid); err != nil {
+				t.Fatal(err)
+			}
+			if !writerFirst {
+				close(resume)
+				if err := <-done; err == nil {
+					t.Fatal("the writer committed a unit that was rolled back")
+				}
+			}
+			fresh := open(t, e, "alice", noGrace)
+			g, err := fresh.Load(ctx, gid)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := map[string]string{"k/1": "one", "p": "one"}
+			if writerFirst {
+				want = map[string]string{"k/2": "two", "p": "two"}
+			}
+			got := map[string]string{}
+			for _, r := range g.Records {
+				got[r.Key.Name] = string(r.Value)
+			}
+			if fmt.Sprint(got) != fmt.Sprint(want) {
+				t.Fatalf("loaded %v, want %v", got, want)
+			}
+			if _, err := fresh.Sweep(ctx); err != nil {
+				t.Fatal(err)
+			}
+			r, err := fresh.Check(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(r.Orphans) > 0 || len(r.Unfinished) > 0 {
+				t.Fatalf("orphans %v, unfinished %v", r.Orphans, r.Unfinished)
+			}
+		})
 	}
 }

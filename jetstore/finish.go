@@ -597,7 +597,7 @@ func (s *Store) Sweep(ctx context.Context) (int, error) {
 			s.log.Warn("jetstore: undecodable head", "subject", m.Subject)
 			continue
 		}
-		if h.Creating == nil && h.Intent == nil && h.Journal == nil && h.Chunks == 0 {
+		if !h.unfinished() {
 			continue
 		}
 		if err := s.repair(ctx, pr.scope, m.Sequence); err != nil {
@@ -628,6 +628,9 @@ func (s *Store) repair(ctx context.Context, sc storage.Scope, hseq uint64) error
 			return nil
 		}
 		return s.abandonIntent(ctx, sc, h, seq)
+	}
+	if h.Abandoned != nil {
+		return s.eraseAbandoned(ctx, sc, h, seq)
 	}
 	if err := s.finish(ctx, sc, h, seq, nil); err != nil {
 		return err

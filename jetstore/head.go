@@ -2,6 +2,7 @@ package jetstore
 
 import (
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -32,6 +33,11 @@ type head struct {
 	// material is being written to the subjects it names, and is not part
 	// of the scope until the head's next revision commits the unit.
 	Intent *intent `msgpack:"w,omitempty"`
+	// Abandoned is an intent rolled back by a compare-and-set of the head
+	// (so that its writer can no longer commit it), whose key material may
+	// not be erased yet: it is not part of the scope, and whoever writes
+	// the head next erases it first.
+	Abandoned *intent `msgpack:"a,omitempty"`
 	// PubVersion is the version of the last unit that changed the scope's
 	// public records in the snapshot bucket; the snapshot's marker reaches
 	// it once that unit's journal has been applied.
@@ -74,15 +80,27 @@ const unitHeader = "Mls-Unit"
 // pendingUnder reports whether m was written by the head's unfinished
 // intent (the head being at hseq).
 func (h *head) pendingUnder(m *jetstream.RawStreamMsg, hseq uint64) bool {
-	if h == nil || h.Intent == nil || m.Sequence <= hseq || m.Header.Get(unitHeader) != h.Intent.Token.String() {
+	if h == nil {
 		return false
 	}
-	for _, s := range h.Intent.Subjects {
-		if s == m.Subject {
-			return true
-		}
+	if h.Abandoned.wrote(m) {
+		return true
 	}
-	return false
+	return h.Intent != nil && m.Sequence > hseq && h.Intent.wrote(m)
+}
+
+// wrote reports whether m is a record the intent wrote.
+func (in *intent) wrote(m *jetstream.RawStreamMsg) bool {
+	if in == nil || m.Header.Get(unitHeader) != in.Token.String() {
+		return false
+	}
+	return slices.Contains(in.Subjects, m.Subject)
+}
+
+// unfinished reports whether the head has work left by a writer: a
+// creation, a unit under way or rolled back, or a journal.
+func (h *head) unfinished() bool {
+	return h.Creating != nil || h.Intent != nil || h.Abandoned != nil || h.Journal != nil || h.Chunks > 0
 }
 
 type remembered struct {

@@ -156,8 +156,36 @@ func (s *Store) publishAll(ctx context.Context, msgs []*nats.Msg) ([]uint64, err
 // abandonIntent rolls back the unfinished unit of the head h at hseq: it
 // erases what the unit wrote after its intent and restores the head as it
 // was before the intent.
+//
+// The head is rolled back first, by a compare-and-set at hseq that leaves
+// the intent as Abandoned: if its writer committed meanwhile, the
+// compare-and-set fails and nothing is undone (erasing first would destroy
+// a committed unit's key material). Then the unit's records are erased and
+// the mark cleared.
 func (s *Store) abandonIntent(ctx context.Context, sc storage.Scope, h *head, hseq uint64) error {
-	in := h.Intent
+	back := *h
+	// The journal the head carried was finished before the intent was
+	// written (a writer finishes it first), so it goes too.
+	back.Intent, back.Journal, back.Chunks = nil, nil, 0
+	back.Abandoned = h.Intent
+	nseq, err := s.putHead(ctx, sc, &back, hseq)
+	s.dropCache(sc)
+	if isCASFailure(err) {
+		return nil // committed, or rolled back by another: not ours to undo
+	}
+	if err != nil {
+		return s.readErr(ctx, err)
+	}
+	if err := s.step("abandoned"); err != nil {
+		return err
+	}
+	return s.eraseAbandoned(ctx, sc, &back, nseq)
+}
+
+// eraseAbandoned erases what the head's abandoned intent wrote and clears
+// the mark (the head being at hseq).
+func (s *Store) eraseAbandoned(ctx context.Context, sc storage.Scope, h *head, hseq uint64) error {
+	in := h.Abandoned
 	var km []string
 	for _, subj := range in.Subjects {
 		if p, ok := s.l.parse(subj); ok && p.kind == 'r' {
@@ -171,7 +199,7 @@ func (s *Store) abandonIntent(ctx context.Context, sc storage.Scope, h *head, hs
 			return err
 		}
 		for _, m := range ms {
-			if h.pendingUnder(m, hseq) {
+			if in.wrote(m) {
 				if err := s.erase(ctx, m.Sequence); err != nil {
 					return err
 				}
@@ -185,21 +213,24 @@ func (s *Store) abandonIntent(ctx context.Context, sc storage.Scope, h *head, hs
 	if err := s.keys.Purge(ctx, jetstream.WithPurgeSubject(s.l.keysPre+s.l.scopeKey(sc)+".j.>")); err != nil {
 		return s.readErr(ctx, err)
 	}
-	back := *h
-	// The journal the head carried was finished before the intent was
-	// written (a writer finishes it first), so it goes too.
-	back.Intent, back.Journal, back.Chunks = nil, nil, 0
-	bb, err := encodeHead(&back)
-	if err != nil {
-		return err
-	}
-	m := nats.NewMsg(s.l.headSubject(sc))
-	m.Data = bb
-	m.Header.Set(jetstream.ExpectedLastSubjSeqHeader, seqHeader(hseq))
-	_, err = s.publish(ctx, []*nats.Msg{m})
+	clean := *h
+	clean.Abandoned = nil
+	_, err := s.putHead(ctx, sc, &clean, hseq)
 	s.dropCache(sc)
 	if err != nil && !isCASFailure(err) {
 		return s.readErr(ctx, err)
 	}
 	return nil
+}
+
+// putHead writes a head revision conditional on the head being at hseq.
+func (s *Store) putHead(ctx context.Context, sc storage.Scope, h *head, hseq uint64) (uint64, error) {
+	hb, err := encodeHead(h)
+	if err != nil {
+		return 0, err
+	}
+	m := nats.NewMsg(s.l.headSubject(sc))
+	m.Data = hb
+	m.Header.Set(jetstream.ExpectedLastSubjSeqHeader, seqHeader(hseq))
+	return s.publish(ctx, []*nats.Msg{m})
 }

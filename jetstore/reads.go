@@ -186,7 +186,7 @@ func (s *Store) load(ctx context.Context, sc storage.Scope) (g *storage.GroupRec
 		out.Records = append(out.Records, storage.Record{Key: k, Value: v})
 	}
 	storage.SortRecords(out.Records)
-	if (pending || h.Intent != nil) && time.Since(hTime) > s.o.Grace {
+	if (pending || h.Intent != nil || h.Abandoned != nil) && time.Since(hTime) > s.o.Grace {
 		// A writer committed and did not finish: do it for it.
 		if err := s.repair(ctx, sc, hseq); err != nil {
 			s.log.Warn("jetstore: finishing an interrupted unit failed", "scope", sc.String(), "err", err)

@@ -183,7 +183,7 @@ func (s *Store) reseal(ctx context.Context, sc storage.Scope, cur uint32) (int, 
 		if err != nil {
 			return 0, err
 		}
-		if h != nil && (h.Creating != nil || h.Intent != nil) {
+		if h != nil && (h.Creating != nil || h.Intent != nil || h.Abandoned != nil) {
 			return 0, fmt.Errorf("jetstore: %v has a unit under way; rotate again later", sc)
 		}
 		if h != nil && (h.Journal != nil || h.Chunks > 0) {

@@ -241,16 +241,23 @@ func TestConcurrentCommits(t *testing.T) {
 	h.ok(&events.Command{Kind: events.CmdCreateGroup, Member: "alice", Group: gid})
 	h.ok(&events.Command{Kind: events.CmdAdd, Member: "alice", Group: gid, KeyPackages: kp})
 	h.wait(func(e *events.Event) bool { return e.Kind == events.EvJoined && e.Member == "bob" })
-	// Both commands are in the log before either commit.
+	// Both commands are in the log before either commit: published without
+	// waiting in between, they leave in one write to the server, before
+	// the worker can have applied the first.
 	var ids []string
 	for _, m := range []string{"alice", "bob"} {
 		h.n++
 		c := &events.Command{ID: fmt.Sprintf("race-%d", h.n), Kind: events.CmdSelfUpdate, Member: m, Group: gid}
 		ids = append(ids, c.ID)
 		b, _ := events.Marshal(c)
-		if _, err := h.js.Publish(h.ctx, h.s.Command(m, gid), b); err != nil {
+		if _, err := h.js.PublishAsync(h.s.Command(m, gid), b); err != nil {
 			t.Fatal(err)
 		}
+	}
+	select {
+	case <-h.js.PublishAsyncComplete():
+	case <-time.After(10 * time.Second):
+		t.Fatal("the commands were not acknowledged")
 	}
 	results := map[string]*events.Result{}
 	for len(results) < 2 {
