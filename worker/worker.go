@@ -43,9 +43,11 @@ type Config struct {
 	// pull every PinnedTTL/2 and at most every second): the failover time.
 	PinnedTTL time.Duration
 	// AckWait is how long the server waits for a worker's acknowledgement
-	// before it redelivers an input (default 5 s): with PinnedTTL, how long
-	// a partition waits after its worker died. A worker that takes longer
-	// (a join of a very large group) tells the server it is still working.
+	// before it redelivers an input: at most (and by default) PinnedTTL/4,
+	// so that a dead worker's inputs are due again before its partitions
+	// move, and the next worker gets them before anything newer. A worker
+	// that takes longer (a join of a very large group) tells the server it
+	// is still working on its whole batch.
 	AckWait time.Duration
 	// Logger receives the worker's log; never a secret.
 	Logger *slog.Logger
@@ -63,13 +65,20 @@ type Config struct {
 	// from jetstore when its group has an input.
 	MaxHandles int
 	// Batch is how many inputs of a partition may be applied before their
-	// changes are stored and they are acknowledged (default 64; 1 stores
-	// and acknowledges each input on its own). Application messages read
+	// changes are stored and they are acknowledged (default 1: each input
+	// is stored and acknowledged on its own). Application messages read
 	// in a batch are stored together, one unit per group handle
 	// (engine.Group.ProcessDeferred): the ratchet keys used and deleted
 	// within the batch never reach storage, and a batch costs one erasure
 	// per ratchet instead of one per message. Inputs not acknowledged are
 	// redelivered after a crash and applied again from the stored state.
+	//
+	// Batches above 1 are safe with one worker only. With several, a
+	// worker that holds a batch for long (retrying a failed store) stops
+	// pulling, its partitions' pin moves while it still works, and the
+	// next worker applies later inputs before the held ones: TestKillWorker
+	// loses messages that way. With 1, the server hands out nothing of a
+	// partition while its one input is unacknowledged.
 	Batch int
 	// FlushDelay is how long a batch waits for more inputs before it is
 	// stored and acknowledged (default 2 ms): the latency a lone message
@@ -108,6 +117,35 @@ type batch struct {
 	// stop is closed when the worker stops: a batch retried after a
 	// failure is then left to be redelivered.
 	stop <-chan struct{}
+	// waiting is a copy of msgs for keepAlive, which cannot take mu while
+	// an input is applied.
+	waiting atomic.Pointer[[]applied]
+}
+
+// keepAlive tells the server, every AckWait/3, that b's inputs are still
+// being worked on, so that none is redelivered while the batch waits for
+// a long apply, a retry or its flush.
+func (w *Worker) keepAlive(b *batch) {
+	t := time.NewTicker(w.cfg.AckWait / 3)
+	defer t.Stop()
+	for {
+		select {
+		case <-b.stop:
+			return
+		case <-t.C:
+			if msgs := b.waiting.Load(); msgs != nil {
+				for _, a := range *msgs {
+					a.m.InProgress()
+				}
+			}
+		}
+	}
+}
+
+// note publishes b.msgs to keepAlive; b.mu is held.
+func (b *batch) note() {
+	msgs := slices.Clone(b.msgs)
+	b.waiting.Store(&msgs)
 }
 
 // applied is an input applied and waiting for its acknowledgement.
@@ -150,8 +188,12 @@ func New(ctx context.Context, cfg Config) (*Worker, error) {
 		cfg.PinnedTTL = 5 * time.Second
 	}
 	cfg.PinnedTTL = max(cfg.PinnedTTL, 2*time.Second)
-	if cfg.AckWait <= 0 {
-		cfg.AckWait = 5 * time.Second
+	// A dead worker's unacknowledged inputs must be due for redelivery
+	// before its partitions can move (PinnedTTL after its last pull, which
+	// it renews every PinnedTTL/2): the server then hands them to the next
+	// worker before anything newer, and the partition's order holds.
+	if cfg.AckWait <= 0 || cfg.AckWait > cfg.PinnedTTL/4 {
+		cfg.AckWait = cfg.PinnedTTL / 4
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
@@ -166,7 +208,7 @@ func New(ctx context.Context, cfg Config) (*Worker, error) {
 		cfg.MaxHandles = 4096
 	}
 	if cfg.Batch <= 0 {
-		cfg.Batch = 64
+		cfg.Batch = 1
 	}
 	if cfg.FlushDelay <= 0 {
 		cfg.FlushDelay = 2 * time.Millisecond
@@ -219,6 +261,7 @@ func (w *Worker) Run(ctx context.Context) error {
 		}
 		b := &batch{stop: ctx.Done()}
 		batches[p] = b
+		go w.keepAlive(b)
 		cc, err := c.Consume(func(m jetstream.Msg) { w.handle(context.WithoutCancel(ctx), b, m) },
 			jetstream.PullPriorityGroup(priorityGroup), jetstream.PullMaxMessages(w.cfg.Batch), jetstream.PullExpiry(max(time.Second, w.cfg.PinnedTTL/2)))
 		if err != nil {
@@ -298,6 +341,7 @@ func (w *Worker) handle(ctx context.Context, b *batch, m jetstream.Msg) {
 		return
 	}
 	b.msgs = append(b.msgs, a)
+	b.note()
 	switch {
 	case len(b.msgs) >= w.cfg.Batch:
 		if err := w.storeBatch(ctx, b); err != nil {
@@ -321,7 +365,7 @@ func (w *Worker) applyOne(ctx context.Context, b *batch, a applied) error {
 	working := make(chan struct{})
 	defer close(working)
 	go func() {
-		t := time.NewTicker(w.cfg.AckWait / 2)
+		t := time.NewTicker(w.cfg.AckWait / 3)
 		defer t.Stop()
 		for {
 			select {
@@ -394,6 +438,7 @@ func (w *Worker) ack(b *batch) {
 		w.m.done.Add(1)
 	}
 	b.msgs = b.msgs[:0]
+	b.note()
 }
 
 // retry applies b's inputs, and failed if not nil, again from the stored
@@ -426,6 +471,7 @@ func (w *Worker) retry(ctx context.Context, b *batch, failed *applied) {
 				break
 			}
 			b.msgs = append(b.msgs, a)
+			b.note()
 		}
 		if err == nil {
 			if err = w.storeBatch(ctx, b); err == nil {
@@ -452,6 +498,7 @@ func (w *Worker) drop(b *batch) {
 	w.mu.Unlock()
 	b.held = b.held[:0]
 	b.msgs = b.msgs[:0]
+	b.note()
 }
 
 func (w *Worker) group(ctx context.Context, member string, groupID []byte) (*engine.Group, error) {

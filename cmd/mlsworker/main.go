@@ -50,8 +50,8 @@ type cli struct {
 	Replicas    int           `name:"replicas" env:"MLS_REPLICAS" default:"1" help:"Replicas of the streams and buckets created (3 in a cluster)."`
 	MemoryStore bool          `name:"memory" env:"MLS_MEMORY" help:"Create streams and buckets in memory storage (nothing on disk; lost when all servers stop)."`
 	PinnedTTL   time.Duration `name:"pinned-ttl" env:"MLS_PINNED_TTL" default:"5s" help:"How long a partition stays with a worker that stopped: the failover time."`
-	AckWait     time.Duration `name:"ack-wait" env:"MLS_ACK_WAIT" default:"5s" help:"How long the server waits for a worker's acknowledgement before redelivering (a worker renews it while it works): with --pinned-ttl, the failover time."`
-	Batch       int           `name:"batch" env:"MLS_BATCH" default:"64" help:"Inputs of a partition applied before their changes are stored and they are acknowledged (1: each on its own)."`
+	AckWait     time.Duration `name:"ack-wait" env:"MLS_ACK_WAIT" default:"0s" help:"How long the server waits for a worker's acknowledgement before redelivering (a worker renews it while it works); at most and by default --pinned-ttl/4, so a dead worker's inputs go to the next worker before newer ones."`
+	Batch       int           `name:"batch" env:"MLS_BATCH" default:"1" help:"Inputs of a partition applied before their changes are stored and they are acknowledged. Above 1 only with a single worker: with several, a worker retrying a held batch can lose its partitions to another, which then applies later inputs first."`
 	FlushDelay  time.Duration `name:"flush-delay" env:"MLS_FLUSH_DELAY" default:"2ms" help:"How long a batch waits for more inputs before it is stored and acknowledged."`
 	PastEpochs  int           `name:"past-epochs" env:"MLS_PAST_EPOCHS" default:"2" help:"Past epochs whose secrets hosted members keep, to read messages sent before a commit that arrive after it."`
 	Metrics     string        `name:"metrics" env:"MLS_METRICS_ADDR" default:"127.0.0.1:9464" help:"Address of the HTTP endpoint with /metrics (Prometheus), /healthz and /readyz; empty for none."`

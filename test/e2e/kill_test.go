@@ -221,7 +221,7 @@ func TestKillWorker(t *testing.T) {
 	for _, d := range resumed {
 		takeover = max(takeover, d)
 	}
-	t.Logf("%d commands (sends and a self-update in 40) in %d groups, 3 workers, one killed with SIGKILL after %d; %d deliveries, none lost, %d duplicated; %d of the %d pinned partitions changed worker, every group served again %v after the kill (pinned TTL 2 s, ack wait 5 s); the load finished %v after it; %d commands refused",
+	t.Logf("%d commands (sends and a self-update in 40) in %d groups, 3 workers, one killed with SIGKILL after %d; %d deliveries, none lost, %d duplicated; %d of the %d pinned partitions changed worker, every group served again %v after the kill (pinned TTL 2 s, ack wait 0.5 s; a unit the dead worker left under way waits for jetstore's Grace, 10 s); the load finished %v after it; %d commands refused",
 		sent.Load(), groupsN, sends/3, len(want), dups, moved, pinned, takeover.Round(time.Millisecond), elapsed.Round(time.Millisecond), failed.Load())
 	if failed.Load() > 0 {
 		t.Errorf("%d commands refused", failed.Load())
