@@ -249,8 +249,17 @@ func (w *Worker) process(ctx context.Context, b *batch, h *engine.Group, member 
 			sc := rm.Commit
 			e := &events.Event{Kind: events.EvEpoch, Member: member, Group: groupID, Seq: seq, Epoch: sc.Epoch(),
 				Sender: senderRef(sc.Sender())}
+			if sc.IsExternal() {
+				// The joiner's leaf, which its external commit added
+				// (RFC 9420 §12.4.3.2).
+				e.Sender = &events.MemberRef{Leaf: uint32(sc.NewMemberLeaf())}
+				e.Added = append(e.Added, *e.Sender)
+			}
 			for _, a := range sc.Added() {
 				e.Added = append(e.Added, events.MemberRef{Leaf: uint32(a.Index)})
+			}
+			for _, l := range sc.Updated() {
+				e.Updated = append(e.Updated, events.MemberRef{Leaf: uint32(l)})
 			}
 			for _, l := range sc.Removed() {
 				e.Removed = append(e.Removed, events.MemberRef{Leaf: uint32(l)})

@@ -179,7 +179,10 @@ func TestExternalJoin(t *testing.T) {
 		return false
 	},
 		func(e *events.Event) bool { return e.Kind == events.EvJoined && e.Member == "c" && e.Epoch == 2 },
-		func(e *events.Event) bool { return e.Kind == events.EvEpoch && e.Member == "a" && e.Epoch == 2 },
+		func(e *events.Event) bool {
+			// The joiner's external commit adds it, at its leaf.
+			return e.Kind == events.EvEpoch && e.Member == "a" && e.Epoch == 2 && len(e.Added) == 1 && e.Sender != nil && e.Added[0].Leaf == e.Sender.Leaf
+		},
 		func(e *events.Event) bool { return e.Kind == events.EvEpoch && e.Member == "b" && e.Epoch == 2 })
 	if !r.OK || r.Epoch != 2 {
 		t.Fatalf("external join: %+v", r)

@@ -10,6 +10,7 @@ import (
 	"os"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -214,6 +215,14 @@ func startPipeBench(b *testing.B) *pipeBench {
 	cfg := worker.Config{JS: wjs, Store: jetstore.Options{RootKey: benchRoot, Hooks: &jetstore.Hooks{Step: pb.steps.step}},
 		Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))}
 	cfg.Engine = engineConfig()
+	// MLS_BENCH_BATCH sets Config.Batch (one worker here, so any is safe).
+	if v := os.Getenv("MLS_BENCH_BATCH"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			b.Fatalf("MLS_BENCH_BATCH: %v", err)
+		}
+		cfg.Batch = n
+	}
 	w, err := worker.New(ctx, cfg)
 	if err != nil {
 		b.Fatal(err)
