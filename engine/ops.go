@@ -201,6 +201,11 @@ func (h *Group) ProcessBytes(ctx context.Context, b []byte) (*ReceivedMessage, e
 // before Process returns the staged commit. deliver runs with the handle
 // locked: it must not call the handle's methods.
 func (h *Group) ProcessThen(ctx context.Context, b []byte, deliver func(*ReceivedMessage) error) (*ReceivedMessage, error) {
+	return h.processThen(ctx, b, deliver, false)
+}
+
+// processThen is ProcessThen, and ProcessDeferred if deferApp.
+func (h *Group) processThen(ctx context.Context, b []byte, deliver func(*ReceivedMessage) error, deferApp bool) (*ReceivedMessage, error) {
 	m, err := wire.Unmarshal[wire.MLSMessage](b)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", group.ErrMalformed, err)
@@ -213,7 +218,10 @@ func (h *Group) ProcessThen(ctx context.Context, b []byte, deliver func(*Receive
 		if err := deliver(rm); err != nil {
 			return nil, false, fmt.Errorf("engine: delivering before storing: %w", err)
 		}
-		return rm, rm.Commit == nil, nil
+		// A commit is stored when merged; an application message, if
+		// deferred, with the next unit.
+		store := rm.Commit == nil && (rm.Proposal != nil || !deferApp)
+		return rm, store, nil
 	})
 }
 
@@ -232,20 +240,7 @@ func (h *Group) ProcessThen(ctx context.Context, b []byte, deliver func(*Receive
 // stored as with ProcessThen (a commit when it is merged), together with
 // the run before them.
 func (h *Group) ProcessDeferred(ctx context.Context, b []byte, deliver func(*ReceivedMessage) error) (*ReceivedMessage, error) {
-	m, err := wire.Unmarshal[wire.MLSMessage](b)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %w", group.ErrMalformed, err)
-	}
-	return call(ctx, h, "process", callID("process", b), func(g *group.Group) (*ReceivedMessage, bool, error) {
-		rm, err := g.Process(m)
-		if err != nil {
-			return nil, false, err
-		}
-		if err := deliver(rm); err != nil {
-			return nil, false, fmt.Errorf("engine: delivering before storing: %w", err)
-		}
-		return rm, rm.Commit == nil && rm.Proposal != nil, nil
-	})
+	return h.processThen(ctx, b, deliver, true)
 }
 
 // Flush stores what the handle holds unstored (the changes ProcessDeferred
