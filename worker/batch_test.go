@@ -1,10 +1,13 @@
 package worker_test
 
 import (
+	"errors"
 	"fmt"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/mlsengine/mlsengine/events"
 	"github.com/mlsengine/mlsengine/jetstore"
@@ -78,4 +81,55 @@ func TestBatchFailures(t *testing.T) {
 		t.Fatalf("a read %q", e.Data)
 	}
 	t.Logf("%d messages read in order, once, through %d injected storage failures", n, failed.Load())
+}
+
+// TestStepBack: storage fails for longer than a worker may hold a batch
+// without pulling (PinnedTTL/4): the worker steps back from the partition
+// and takes it up again, and every message is still read once, in order.
+func TestStepBack(t *testing.T) {
+	var failing atomic.Bool
+	reg := prometheus.NewRegistry()
+	h := startWith(t, func(c *worker.Config) {
+		c.Metrics = reg
+		c.Store.Grace = 20 * time.Millisecond
+		c.Store.Hooks = &jetstore.Hooks{Step: func(step string) error {
+			if failing.Load() && (step == "commit" || step == "intent") {
+				return errors.New("injected outage")
+			}
+			return nil
+		}}
+	})
+	gid := []byte("outage")
+	for _, m := range []string{"a", "b"} {
+		h.ok(&events.Command{Kind: events.CmdCreateMember, Member: m})
+	}
+	kp := h.ok(&events.Command{Kind: events.CmdKeyPackages, Member: "b"}).KeyPackages
+	h.ok(&events.Command{Kind: events.CmdCreateGroup, Member: "a", Group: gid})
+	h.ok(&events.Command{Kind: events.CmdAdd, Member: "a", Group: gid, KeyPackages: kp})
+	h.wait(func(e *events.Event) bool { return e.Kind == events.EvJoined && e.Member == "b" })
+	const n = 40
+	failing.Store(true)
+	time.AfterFunc(1500*time.Millisecond, func() { failing.Store(false) })
+	for i := range n {
+		h.publish(&events.Command{V: events.Version, ID: fmt.Sprintf("s-%d", i), Kind: events.CmdSend, Member: "a", Group: gid, Data: []byte(fmt.Sprintf("m%03d", i))}, "")
+	}
+	next := 0
+	deadline := time.After(60 * time.Second)
+	for next < n {
+		select {
+		case e := <-h.evs:
+			if e.Kind != events.EvApplication || e.Member != "b" {
+				continue
+			}
+			if want := fmt.Sprintf("m%03d", next); string(e.Data) != want {
+				t.Fatalf("b read %q, want %q", e.Data, want)
+			}
+			next++
+		case <-deadline:
+			t.Fatalf("b read %d of %d messages", next, n)
+		}
+	}
+	if got := metricValue(t, reg, "mls_worker_step_backs_total"); got == 0 {
+		t.Fatal("the worker never stepped back")
+	}
 }

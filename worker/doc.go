@@ -7,7 +7,7 @@
 // application messages) and events, and acknowledges.
 //
 // A partition's inputs are applied one at a time, in batches of up to
-// Config.Batch (1 by default; more only with a single worker, see there):
+// Config.Batch (1 by default; more is experimental, see there):
 // the changes an application message makes (its key deleted, its sender's
 // ratchet moved on) wait in the group handle (engine.Group.ProcessDeferred)
 // and the batch is stored, one unit per handle, before its inputs are
@@ -15,7 +15,9 @@
 // If the worker dies first, the server redelivers the batch in order (its
 // AckWait ends before the partition's pin can move) and it is applied again
 // from the stored state; if storage fails, the worker applies the batch
-// again itself, in order, before anything after it.
+// again itself, in order, before anything after it, and steps back from the
+// partition (stops pulling, leaving the batch to be redelivered) if that
+// takes longer than PinnedTTL/4.
 //
 // Every apply is fenced and idempotent. A group's state carries a cursor
 // (engine.Group.SetCursor) with the log sequence of the last input applied

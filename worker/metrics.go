@@ -22,6 +22,7 @@ type metrics struct {
 	lag         *prometheus.GaugeVec     // inputs waiting, by partition
 	handles     prometheus.Gauge         // group handles in memory
 	loads       prometheus.Counter       // groups loaded from jetstore
+	stepBacks   prometheus.Counter       // partitions stepped back from
 
 	done atomic.Uint64 // for the throughput line
 }
@@ -45,9 +46,11 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Group handles kept in memory between inputs (at most Config.MaxHandles)."}),
 		loads: prometheus.NewCounter(prometheus.CounterOpts{Name: "mls_worker_group_loads_total",
 			Help: "Groups loaded from jetstore because no current handle was in memory."}),
+		stepBacks: prometheus.NewCounter(prometheus.CounterOpts{Name: "mls_worker_step_backs_total",
+			Help: "Times the worker stopped pulling a partition for a while because a batch could not be stored."}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.applied, m.rejected, m.redelivered, m.retried, m.latency, m.lag, m.handles, m.loads)
+		reg.MustRegister(m.applied, m.rejected, m.redelivered, m.retried, m.latency, m.lag, m.handles, m.loads, m.stepBacks)
 	}
 	return m
 }

@@ -70,15 +70,14 @@ type Config struct {
 	// in a batch are stored together, one unit per group handle
 	// (engine.Group.ProcessDeferred): the ratchet keys used and deleted
 	// within the batch never reach storage, and a batch costs one erasure
-	// per ratchet instead of one per message. Inputs not acknowledged are
-	// redelivered after a crash and applied again from the stored state.
+	// per ratchet instead of one per message.
 	//
-	// Batches above 1 are safe with one worker only. With several, a
-	// worker that holds a batch for long (retrying a failed store) stops
-	// pulling, its partitions' pin moves while it still works, and the
-	// next worker applies later inputs before the held ones: TestKillWorker
-	// loses messages that way. With 1, the server hands out nothing of a
-	// partition while its one input is unacknowledged.
+	// Above 1 is experimental: a storage outage longer than AckWait can
+	// reorder a partition's inputs. The client has inputs buffered behind
+	// the held batch; their AckWait runs out first, and the server hands
+	// them out again before the batch's (TestStepBack with a batch of 64
+	// fails so). With 1, the server hands out nothing of a partition while
+	// its one input is unacknowledged.
 	Batch int
 	// FlushDelay is how long a batch waits for more inputs before it is
 	// stored and acknowledged (default 2 ms): the latency a lone message
@@ -120,6 +119,11 @@ type batch struct {
 	// waiting is a copy of msgs for keepAlive, which cannot take mu while
 	// an input is applied.
 	waiting atomic.Pointer[[]applied]
+	// consume starts consuming the partition into cc; stepped is set while
+	// the worker has stepped back from it (see stepBack).
+	consume func() error
+	cc      jetstream.ConsumeContext
+	stepped bool
 }
 
 // keepAlive tells the server, every AckWait/3, that b's inputs are still
@@ -252,7 +256,6 @@ func (w *Worker) Run(ctx context.Context) error {
 	if err := w.reg.watch(ctx); err != nil {
 		return fmt.Errorf("worker: watching the registry: %w", err)
 	}
-	var ccs []jetstream.ConsumeContext
 	batches := make([]*batch, w.cfg.Partitions)
 	for p := range w.cfg.Partitions {
 		c, err := w.js.Consumer(ctx, events.DefaultLogStream, consumerName(p))
@@ -260,19 +263,30 @@ func (w *Worker) Run(ctx context.Context) error {
 			return err
 		}
 		b := &batch{stop: ctx.Done()}
-		batches[p] = b
-		go w.keepAlive(b)
-		cc, err := c.Consume(func(m jetstream.Msg) { w.handle(context.WithoutCancel(ctx), b, m) },
-			jetstream.PullPriorityGroup(priorityGroup), jetstream.PullMaxMessages(w.cfg.Batch), jetstream.PullExpiry(max(time.Second, w.cfg.PinnedTTL/2)))
-		if err != nil {
+		b.consume = func() error {
+			cc, err := c.Consume(func(m jetstream.Msg) { w.handle(context.WithoutCancel(ctx), b, m) },
+				jetstream.PullPriorityGroup(priorityGroup), jetstream.PullMaxMessages(w.cfg.Batch), jetstream.PullExpiry(max(time.Second, w.cfg.PinnedTTL/2)))
+			if err == nil {
+				b.cc = cc
+			}
 			return err
 		}
-		ccs = append(ccs, cc)
+		batches[p] = b
+		go w.keepAlive(b)
+		if err := b.consume(); err != nil {
+			return err
+		}
 	}
 	w.ready.Store(true)
 	go w.observe(ctx, w.cfg.ReportEvery)
 	<-ctx.Done()
 	w.ready.Store(false)
+	var ccs []jetstream.ConsumeContext
+	for _, b := range batches {
+		b.mu.Lock()
+		ccs = append(ccs, b.cc)
+		b.mu.Unlock()
+	}
 	for _, cc := range ccs {
 		cc.Drain()
 	}
@@ -322,6 +336,9 @@ func (w *Worker) store(ctx context.Context, member string) (*jetstore.Store, err
 func (w *Worker) handle(ctx context.Context, b *batch, m jetstream.Msg) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	if b.stepped {
+		return // left unacknowledged: due again after AckWait, in order
+	}
 	md, err := m.Metadata()
 	if err != nil {
 		m.Term()
@@ -445,26 +462,33 @@ func (w *Worker) ack(b *batch) {
 // state, in order, until they are applied and stored: the changes b's
 // handles held are dropped first. The partition waits meanwhile, since no
 // later input may be applied before an earlier one; the inputs stay this
-// worker's (InProgress). If the worker stops, they are left unacknowledged
-// for the server to redeliver, in order, after AckWait. b.mu is held.
+// worker's (InProgress). It tries for PinnedTTL/4 at most, since a worker
+// that does not pull loses its partitions; then it steps back. If the
+// worker stops, the inputs are left unacknowledged for the server to
+// redeliver. b.mu is held.
 func (w *Worker) retry(ctx context.Context, b *batch, failed *applied) {
 	msgs := slices.Clone(b.msgs)
 	if failed != nil {
 		msgs = append(msgs, *failed)
 	}
-	backoff := 100 * time.Millisecond
+	deadline := time.Now().Add(w.cfg.PinnedTTL / 4)
+	backoff := 50 * time.Millisecond
 	for {
 		w.drop(b)
 		w.m.retried.Add(float64(len(msgs)))
 		for _, a := range msgs {
 			a.m.InProgress()
 		}
+		if time.Now().Add(backoff).After(deadline) {
+			w.stepBack(b)
+			return
+		}
 		select {
 		case <-b.stop:
 			return
 		case <-time.After(backoff):
 		}
-		backoff = min(2*backoff, w.cfg.AckWait/2)
+		backoff *= 2
 		var err error
 		for _, a := range msgs {
 			if err = w.applyOne(ctx, b, a); err != nil {
@@ -479,8 +503,40 @@ func (w *Worker) retry(ctx context.Context, b *batch, failed *applied) {
 				return
 			}
 		}
-		w.log.Warn("worker: a batch failed again; retrying it", "inputs", len(msgs), "err", err)
+		w.log.Warn("worker: a batch failed again", "inputs", len(msgs), "err", err)
 	}
+}
+
+// stepBack stops consuming b's partition for a while, leaving its inputs
+// unacknowledged (their changes dropped) and everything the client had
+// buffered after them: they are due again after AckWait, and the server
+// hands out inputs due again before newer ones, in order, to whichever
+// worker pulls next, this one (after 2 x AckWait) or another. b.mu is held.
+func (w *Worker) stepBack(b *batch) {
+	w.log.Warn("worker: stepping back from a partition; its inputs will be redelivered", "retry_in", 2*w.cfg.AckWait)
+	w.m.stepBacks.Inc()
+	b.stepped = true
+	cc := b.cc
+	go cc.Stop()
+	time.AfterFunc(2*w.cfg.AckWait, func() {
+		// Its handler may be waiting for b.mu: wait for it to end first.
+		<-cc.Closed()
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		select {
+		case <-b.stop:
+			return
+		default:
+		}
+		b.stepped = false
+		for b.consume() != nil {
+			select {
+			case <-b.stop:
+				return
+			case <-time.After(w.cfg.AckWait):
+			}
+		}
+	})
 }
 
 // drop forgets the handles whose changes b held, and b's inputs; b.mu is
