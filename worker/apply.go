@@ -523,6 +523,14 @@ func (w *Worker) keyPackages(ctx context.Context, c *events.Command) (*events.Re
 	if err != nil {
 		return hostedResult(err)
 	}
+	// A redelivery answers as the first time did. (A crash between making
+	// the key packages and recording them makes a second set, never
+	// handed out.)
+	if prev, err := w.reg.LastResult(ctx, c.Member, c.ID); err != nil {
+		return nil, err
+	} else if prev != nil {
+		return prev, nil
+	}
 	s, k, info := m.store, m.signer, m.info
 	n := max(c.Count, 1)
 	res := &events.Result{}
@@ -543,6 +551,9 @@ func (w *Worker) keyPackages(ctx context.Context, c *events.Command) (*events.Re
 			return nil, err
 		}
 		res.KeyPackages = append(res.KeyPackages, b)
+	}
+	if err := w.reg.SetLastResult(ctx, c.Member, c.ID, res); err != nil {
+		return nil, err
 	}
 	return res, nil
 }

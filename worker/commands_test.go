@@ -1,6 +1,7 @@
 package worker_test
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -407,5 +408,41 @@ func TestProposalKinds(t *testing.T) {
 		h.bad(&events.Command{Kind: events.CmdPropose, Member: m, Group: gid, Proposal: &events.Proposal{Kind: events.ProposeUpdate}},
 			events.CodeInvalid, "reinit")
 		h.bad(&events.Command{Kind: events.CmdSelfUpdate, Member: m, Group: gid}, events.CodeInvalid, "reinit")
+	}
+}
+
+// TestKeyPackagesRedelivered: the same key-packages command in the log
+// twice answers with the same key packages, and makes no second set.
+func TestKeyPackagesRedelivered(t *testing.T) {
+	h := start(t)
+	h.ok(&events.Command{Kind: events.CmdCreateMember, Member: "k"})
+	// The events stream would drop the repeated result as a duplicate of
+	// the first; with a short window it shows it.
+	cfg := h.s.EventsStream("", 0, 1, jetstream.FileStorage)
+	cfg.Duplicates = 200 * time.Millisecond
+	if _, err := h.js.UpdateStream(h.ctx, cfg); err != nil {
+		t.Fatal(err)
+	}
+	c := &events.Command{V: events.Version, ID: "kps-once", Kind: events.CmdKeyPackages, Member: "k", Count: 2}
+	result := func() *events.Result {
+		return h.wait(func(e *events.Event) bool { return e.Kind == events.EvResult && e.Result.ID == c.ID }).Result
+	}
+	h.publish(c, "")
+	first := result()
+	time.Sleep(300 * time.Millisecond)
+	h.publish(c, "again")
+	second := result()
+	if !first.OK || len(first.KeyPackages) != 2 || fmt.Sprint(first.KeyPackages) != fmt.Sprint(second.KeyPackages) {
+		t.Fatalf("first %d key packages, again %d, the same: %v", len(first.KeyPackages), len(second.KeyPackages),
+			fmt.Sprint(first.KeyPackages) == fmt.Sprint(second.KeyPackages))
+	}
+	s, err := jetstore.Open(h.ctx, h.js, jetstore.Options{Member: "k", RootKey: root, SweepInterval: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	kps, err := engine.KeyPackages(h.ctx, s)
+	if err != nil || len(kps) != 2 {
+		t.Fatalf("%d key packages stored (%v), want 2", len(kps), err)
 	}
 }

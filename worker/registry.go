@@ -24,6 +24,7 @@ import (
 //	member.<m>                 MemberInfo
 //	group.<group token>.<m>    empty: m is in the group
 //	kp.<hex key package ref>   the member's id
+//	req.<m>                    the member's last key-packages command and result
 //
 // A worker keeps the group entries in memory, fed by an ordered consumer on
 // the bucket's stream, so that delivering a message costs no listing; the
@@ -341,6 +342,43 @@ func (r *Registry) watch(ctx context.Context) error {
 		r.mu.Unlock()
 	}()
 	return nil
+}
+
+// lastRequest is a member's last command that names no group and has an
+// effect outside any group's cursor (key-packages): its id and result, so
+// that a redelivery answers the same instead of acting twice. One per
+// member is enough: such commands are in one partition, and only the last
+// one can be redelivered.
+type lastRequest struct {
+	ID     string         `msgpack:"id"`
+	Result *events.Result `msgpack:"r"`
+}
+
+// LastResult returns the result of the member's last recorded command if
+// its id is id, or nil.
+func (r *Registry) LastResult(ctx context.Context, m, id string) (*events.Result, error) {
+	e, err := r.kv.Get(ctx, "req."+m)
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var lr lastRequest
+	if err := msgpack.Unmarshal(e.Value(), &lr); err != nil || lr.ID != id {
+		return nil, nil
+	}
+	return lr.Result, nil
+}
+
+// SetLastResult records the result of the member's command id.
+func (r *Registry) SetLastResult(ctx context.Context, m, id string, res *events.Result) error {
+	b, err := msgpack.Marshal(&lastRequest{ID: id, Result: res})
+	if err != nil {
+		return err
+	}
+	_, err = r.kv.Put(ctx, "req."+m, b)
+	return err
 }
 
 // KeyPackage records which member made a key package.
