@@ -37,13 +37,7 @@ func TestBatchFailures(t *testing.T) {
 		}}
 	})
 	gid := []byte("batches")
-	for _, m := range []string{"a", "b"} {
-		h.ok(&events.Command{Kind: events.CmdCreateMember, Member: m})
-	}
-	kp := h.ok(&events.Command{Kind: events.CmdKeyPackages, Member: "b"}).KeyPackages
-	h.ok(&events.Command{Kind: events.CmdCreateGroup, Member: "a", Group: gid})
-	h.ok(&events.Command{Kind: events.CmdAdd, Member: "a", Group: gid, KeyPackages: kp})
-	h.wait(func(e *events.Event) bool { return e.Kind == events.EvJoined && e.Member == "b" })
+	h.newGroup(gid, "a", "b")
 
 	const n = 120
 	failing.Store(true)
@@ -100,13 +94,7 @@ func TestStepBack(t *testing.T) {
 		}}
 	})
 	gid := []byte("outage")
-	for _, m := range []string{"a", "b"} {
-		h.ok(&events.Command{Kind: events.CmdCreateMember, Member: m})
-	}
-	kp := h.ok(&events.Command{Kind: events.CmdKeyPackages, Member: "b"}).KeyPackages
-	h.ok(&events.Command{Kind: events.CmdCreateGroup, Member: "a", Group: gid})
-	h.ok(&events.Command{Kind: events.CmdAdd, Member: "a", Group: gid, KeyPackages: kp})
-	h.wait(func(e *events.Event) bool { return e.Kind == events.EvJoined && e.Member == "b" })
+	h.newGroup(gid, "a", "b")
 	const n = 40
 	failing.Store(true)
 	time.AfterFunc(1500*time.Millisecond, func() { failing.Store(false) })

@@ -17,13 +17,7 @@ func TestHandleCacheBound(t *testing.T) {
 	h := startWith(t, func(c *worker.Config) { c.MaxHandles = 1; c.Metrics = reg })
 	gids := [][]byte{[]byte("one"), []byte("two")}
 	for i, gid := range gids {
-		a, b := fmt.Sprintf("a%d", i), fmt.Sprintf("b%d", i)
-		h.ok(&events.Command{Kind: events.CmdCreateMember, Member: a})
-		h.ok(&events.Command{Kind: events.CmdCreateMember, Member: b})
-		kp := h.ok(&events.Command{Kind: events.CmdKeyPackages, Member: b}).KeyPackages
-		h.ok(&events.Command{Kind: events.CmdCreateGroup, Member: a, Group: gid})
-		h.ok(&events.Command{Kind: events.CmdAdd, Member: a, Group: gid, KeyPackages: kp})
-		h.wait(func(e *events.Event) bool { return e.Kind == events.EvJoined && e.Member == b })
+		h.newGroup(gid, fmt.Sprintf("a%d", i), fmt.Sprintf("b%d", i))
 	}
 	loads := func() float64 { return metricValue(t, reg, "mls_worker_group_loads_total") }
 	before := loads()

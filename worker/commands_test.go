@@ -129,19 +129,6 @@ func (h *harness) bad(c *events.Command, code events.Code, detail string) {
 	}
 }
 
-// newGroup makes hosted members, the first of which creates the group and
-// adds the second.
-func (h *harness) newGroup(gid []byte, members ...string) {
-	h.t.Helper()
-	for _, m := range members {
-		h.ok(&events.Command{Kind: events.CmdCreateMember, Member: m})
-	}
-	kp := h.ok(&events.Command{Kind: events.CmdKeyPackages, Member: members[1]}).KeyPackages
-	h.ok(&events.Command{Kind: events.CmdCreateGroup, Member: members[0], Group: gid})
-	h.ok(&events.Command{Kind: events.CmdAdd, Member: members[0], Group: gid, KeyPackages: kp})
-	h.wait(func(e *events.Event) bool { return e.Kind == events.EvJoined && e.Member == members[1] })
-}
-
 // TestExternalJoin: a hosted member joins by external commit from the
 // GroupInfo the committer published; a command published twice joins
 // once and answers the same; unusable GroupInfos are refused.
