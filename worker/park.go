@@ -24,6 +24,12 @@ import (
 // rejected. Parked messages are MLS ciphertexts, public like the log.
 //
 //	<group token>.<member>.<log sequence, 20 digits>   parked{...}
+//	<group token>.<member>                             the member has parked messages
+//
+// The second key lets a member that merged a commit find in one read that
+// nothing is parked for it, instead of listing the bucket. It is written
+// before the message and deleted once none is left, so a crash can leave
+// it without messages (a wasted listing) but never a message without it.
 
 // DefaultParkBucket is the bucket of parked messages.
 const DefaultParkBucket = "mls_parked"
@@ -46,10 +52,17 @@ func parkPrefix(groupID []byte, member string) string {
 	return events.GroupToken(groupID) + "." + member + "."
 }
 
+func parkIndex(groupID []byte, member string) string {
+	return events.GroupToken(groupID) + "." + member
+}
+
 func (w *Worker) park(ctx context.Context, groupID []byte, member string, seq uint64, data []byte) error {
 	b, err := msgpack.Marshal(&parked{Data: data, Since: time.Now()})
 	if err != nil {
 		return err
+	}
+	if _, err := w.parking.Put(ctx, parkIndex(groupID, member), []byte{1}); err != nil {
+		return published(err)
 	}
 	_, err = w.parking.Put(ctx, parkPrefix(groupID, member)+fmt.Sprintf("%020d", seq), b)
 	return published(err)
@@ -58,6 +71,11 @@ func (w *Worker) park(ctx context.Context, groupID []byte, member string, seq ui
 // unpark applies the member's parked messages of the epochs it has reached,
 // in log order, and rejects those that waited too long.
 func (w *Worker) unpark(ctx context.Context, h *engine.Group, member string, groupID []byte) error {
+	if _, err := w.parking.Get(ctx, parkIndex(groupID, member)); errors.Is(err, jetstream.ErrKeyNotFound) {
+		return nil // nothing parked
+	} else if err != nil {
+		return published(err)
+	}
 	prefix := parkPrefix(groupID, member)
 	lister, err := w.parking.ListKeysFiltered(ctx, prefix+"*")
 	if err != nil {
@@ -68,6 +86,7 @@ func (w *Worker) unpark(ctx context.Context, h *engine.Group, member string, gro
 		keys = append(keys, k)
 	}
 	slices.Sort(keys)
+	left := 0
 	for _, k := range keys {
 		e, err := w.parking.Get(ctx, k)
 		if errors.Is(err, jetstream.ErrKeyNotFound) {
@@ -93,9 +112,15 @@ func (w *Worker) unpark(ctx context.Context, h *engine.Group, member string, gro
 				return err
 			}
 		default:
+			left++
 			continue
 		}
 		if err := w.parking.Delete(ctx, k); err != nil {
+			return published(err)
+		}
+	}
+	if left == 0 {
+		if err := w.parking.Delete(ctx, parkIndex(groupID, member)); err != nil {
 			return published(err)
 		}
 	}

@@ -2,6 +2,7 @@ package worker_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -520,6 +521,26 @@ func TestFutureEpoch(t *testing.T) {
 	for m, n := range read {
 		if n != 1 {
 			t.Errorf("%s read it %d times", m, n)
+		}
+	}
+	// Nothing is left parked, not even the index of what was.
+	kv, err := h.js.KeyValue(h.ctx, worker.DefaultParkBucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline = time.After(5 * time.Second)
+	for {
+		keys, err := kv.Keys(h.ctx)
+		if errors.Is(err, jetstream.ErrNoKeysFound) {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case <-deadline:
+			t.Fatalf("still parked: %v", keys)
+		case <-time.After(50 * time.Millisecond):
 		}
 	}
 }
