@@ -452,11 +452,18 @@ func TestLeafNodeChecks(t *testing.T) {
 			ln.Capabilities.Credentials = []wire.CredentialType{wire.CredentialTypeX509}
 			return resign(ln)
 		}(), ok, ErrCapabilities},
+		// §7.3 does not ask a leaf to list the group's suite or version, and
+		// deployed implementations send leaves that do not: accepted.
 		{"unlisted suite", func() *wire.LeafNode {
 			ln := base()
 			ln.Capabilities.CipherSuites = []uint16{2}
 			return resign(ln)
-		}(), ok, ErrCapabilities},
+		}(), ok, nil},
+		{"unlisted version", func() *wire.LeafNode {
+			ln := base()
+			ln.Capabilities.Versions = []wire.ProtocolVersion{2}
+			return resign(ln)
+		}(), ok, nil},
 		{"bad encryption key", func() *wire.LeafNode {
 			ln := base()
 			ln.EncryptionKey = ln.EncryptionKey[:31]

@@ -173,15 +173,12 @@ func (c *leafChecker) check(enc []byte, l uint32, cred *wire.Credential) error {
 	return nil
 }
 
-// checkCapabilities applies the capability rules of §7.2, §7.3, §11.1 and
-// §13 to one leaf.
-func checkCapabilities(suite *ciphersuite.Suite, f *leafFields, g *groupParams) error {
-	if !has16(f.versions, 1) {
-		return fmt.Errorf("%w: mls10 not listed", ErrCapabilities)
-	}
-	if !has16(f.cipherSuites, uint16(suite.ID())) {
-		return fmt.Errorf("%w: cipher suite %v not listed", ErrCapabilities, suite.ID())
-	}
+// checkCapabilities applies the capability rules of §7.3, §12.1.7 and
+// §13 to one leaf. §7.3 does not ask a leaf to list the group's protocol
+// version or cipher suite, and deployed implementations send leaves that
+// do not: such leaves are accepted (the leaves this package's callers make
+// list both).
+func checkCapabilities(_ *ciphersuite.Suite, f *leafFields, g *groupParams) error {
 	if !has16(f.capCredentials, uint16(f.credentialType)) {
 		return fmt.Errorf("%w: own credential type %v not listed", ErrCapabilities, f.credentialType)
 	}
