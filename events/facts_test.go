@@ -110,11 +110,12 @@ func TestFactPinnedPartition(t *testing.T) {
 	mu.Unlock()
 	// The pinned worker stops; the other takes over.
 	stopped := time.Now()
-	if first == "a" {
-		a.Stop()
-	} else {
-		b.Stop()
+	gone := a
+	if first != "a" {
+		gone = b
 	}
+	gone.Stop()
+	<-gone.Closed() // no callback of it runs after this
 	publish(20)
 	wait(70)
 	mu.Lock()
