@@ -361,12 +361,7 @@ func (w *Worker) handle(ctx context.Context, b *batch, m jetstream.Msg) {
 	b.note()
 	switch {
 	case len(b.msgs) >= w.cfg.Batch:
-		if err := w.storeBatch(ctx, b); err != nil {
-			w.log.Warn("worker: a batch's changes not stored; retrying it", "err", err)
-			w.retry(ctx, b, nil)
-			return
-		}
-		w.ack(b)
+		w.flush(ctx, b)
 	case b.timer == nil:
 		b.timer = time.AfterFunc(w.cfg.FlushDelay, func() {
 			b.mu.Lock()
@@ -410,6 +405,7 @@ func (w *Worker) hold(b *batch, member string, groupID []byte, h *engine.Group) 
 // flush stores b's changes and acknowledges its inputs; b.mu is held.
 func (w *Worker) flush(ctx context.Context, b *batch) {
 	if len(b.msgs) == 0 {
+		b.timer = nil // fired with nothing left: the next input arms a new one
 		return
 	}
 	if err := w.storeBatch(ctx, b); err != nil {
