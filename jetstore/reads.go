@@ -141,25 +141,7 @@ func (s *Store) load(ctx context.Context, sc storage.Scope) (g *storage.GroupRec
 	case mk.Applied == h.PubVersion && mk.Partial == 0:
 	case j != nil && j.Version == h.PubVersion && (mk.Applied == j.PrevPub || mk.Partial == j.Version):
 		pending = true
-		for _, p := range j.Prefixes {
-			if p.Class == storage.Public && !p.Client {
-				for n := range pubs {
-					if len(n) > len(p.Name) && n[:len(p.Name)] == p.Name {
-						delete(pubs, n)
-					}
-				}
-			}
-		}
-		for _, d := range j.Deletes {
-			if d.Class == storage.Public && !d.Client {
-				delete(pubs, d.Name)
-			}
-		}
-		for _, r := range j.Puts {
-			if !r.Client {
-				pubs[r.Name] = r.Value
-			}
-		}
+		j.overlayPublic(pubs, false, "")
 	default:
 		// The snapshot moved between the two reads (a unit committed and
 		// applied after the snapshot was read and before the head was):
@@ -425,7 +407,7 @@ func (s *Store) listPublic(ctx context.Context, sc storage.Scope, prefix string)
 			if attempt < 8 {
 				continue
 			}
-			return nil, fmt.Errorf("%w: the snapshot of %v keeps changing", storage.ErrUnknownOutcome, sc)
+			return nil, fmt.Errorf("jetstore: %v kept changing while it was read", sc)
 		}
 		if mk.Partial != 0 {
 			h, _, err := s.readHead(ctx, sc)
@@ -437,29 +419,12 @@ func (s *Store) listPublic(ctx context.Context, sc storage.Scope, prefix string)
 				return nil, err
 			}
 			if j == nil || j.Version != mk.Partial {
-				continue // finished meanwhile: read again
-			}
-			client := !sc.IsGroup()
-			under := func(n string) bool { return strings.HasPrefix(n, prefix) }
-			for _, p := range j.Prefixes {
-				if p.Class == storage.Public && p.Client == client {
-					for n := range recs {
-						if strings.HasPrefix(n, p.Name) {
-							delete(recs, n)
-						}
-					}
+				if attempt < 8 {
+					continue // finished meanwhile: read again
 				}
+				return nil, fmt.Errorf("jetstore: %v kept changing while it was read", sc)
 			}
-			for _, d := range j.Deletes {
-				if d.Class == storage.Public && d.Client == client {
-					delete(recs, d.Name)
-				}
-			}
-			for _, r := range j.Puts {
-				if r.Client == client && under(r.Name) {
-					recs[r.Name] = r.Value
-				}
-			}
+			j.overlayPublic(recs, !sc.IsGroup(), prefix)
 		}
 		out := make([]storage.Record, 0, len(recs))
 		for n, v := range recs {
@@ -467,5 +432,30 @@ func (s *Store) listPublic(ctx context.Context, sc storage.Scope, prefix string)
 		}
 		storage.SortRecords(out)
 		return out, nil
+	}
+}
+
+// overlayPublic lays j's public changes to the group's records (or, if
+// client, to the client-wide ones) whose names start with prefix over
+// pubs, records by name.
+func (j *journal) overlayPublic(pubs map[string][]byte, client bool, prefix string) {
+	for _, p := range j.Prefixes {
+		if p.Class == storage.Public && p.Client == client {
+			for n := range pubs {
+				if strings.HasPrefix(n, p.Name) {
+					delete(pubs, n)
+				}
+			}
+		}
+	}
+	for _, d := range j.Deletes {
+		if d.Class == storage.Public && d.Client == client {
+			delete(pubs, d.Name)
+		}
+	}
+	for _, r := range j.Puts {
+		if r.Client == client && strings.HasPrefix(r.Name, prefix) {
+			pubs[r.Name] = r.Value
+		}
 	}
 }
